@@ -1,0 +1,29 @@
+# The two README commands: `make run` (the main job on the CPU default) and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: setup models run test test-fast lint fmt
+
+setup:
+	@bash scripts/setup.sh
+
+models: setup
+	@$(BIN)/trail model prepare
+
+run: models
+	$(BIN)/trail generate "In two sentences, why does shortest-job-first reduce mean latency?" --max-tokens 96
+
+test: models
+	$(BIN)/python -m pytest -q -ra tests
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not engine and not serve and not slow" tests
+
+lint: setup
+	$(BIN)/ruff format --check . && $(BIN)/ruff check .
+
+fmt: setup
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

@@ -1,0 +1,1 @@
+"""Operations as code: Grafana dashboards, Prometheus scrape config (see docs/observability.md)."""

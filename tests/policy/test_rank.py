@@ -1,0 +1,139 @@
+"""Policy unit tests: ranks, victim choice, margin, preemption cap, aging. No engine."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from trail.policy import (
+    LengthState,
+    get_policy,
+    is_preemptible,
+    kv_pressure_victim,
+    order_waiting,
+    plan_preemptions,
+    predicted_remaining,
+)
+
+
+def st(rid, arrival=0.0, initial=100.0, generated=0, **kw):
+    return LengthState(
+        request_id=rid, arrival=arrival, initial_pred=initial, generated=generated, **kw
+    )
+
+
+def test_prediction_sources_differ_as_the_paper_defines():
+    s = st("a", initial=100, generated=30, true_total=50)
+    s.refine(80.0)
+    s.generated = 40  # 10 tokens after the refinement
+    assert predicted_remaining(s, get_policy("sjf-prompt")) == 100
+    assert predicted_remaining(s, get_policy("trail-prompt")) == 60
+    assert predicted_remaining(s, get_policy("trail")) == 70
+    assert predicted_remaining(s, get_policy("trail-oracle")) == 10
+
+
+def test_prediction_is_capped_by_max_tokens_and_floored_at_zero():
+    s = st("a", initial=500, generated=10, max_tokens=64)
+    assert predicted_remaining(s, get_policy("trail-prompt")) == 54
+    s2 = st("b", initial=5, generated=10)
+    assert predicted_remaining(s2, get_policy("trail-prompt")) == 0
+
+
+def test_fcfs_orders_by_arrival_and_trail_by_prediction():
+    a, b, c = st("a", 0.0, 300), st("b", 1.0, 10), st("c", 2.0, 50)
+    assert [x.request_id for x in order_waiting([c, b, a], 5.0, get_policy("fcfs"))] == [
+        "a",
+        "b",
+        "c",
+    ]
+    assert [x.request_id for x in order_waiting([a, b, c], 5.0, get_policy("trail"))] == [
+        "b",
+        "c",
+        "a",
+    ]
+
+
+def test_ties_break_by_arrival():
+    a, b = st("a", 1.0, 50), st("b", 0.5, 50)
+    assert [x.request_id for x in order_waiting([a, b], 2.0, get_policy("trail"))] == ["b", "a"]
+
+
+def test_limited_preemption_window_is_c_times_initial():
+    cfg = get_policy("trail", c=0.8)
+    assert is_preemptible(st("a", initial=100, generated=80), cfg)
+    assert not is_preemptible(st("a", initial=100, generated=81), cfg)
+    assert not is_preemptible(st("a", initial=100, generated=1), get_policy("trail", c=0.0))
+    assert not is_preemptible(st("a", initial=100, generated=0), get_policy("sjf-prompt"))
+
+
+def test_preemption_cap():
+    cfg = get_policy("trail", max_preemptions=2)
+    assert is_preemptible(st("a", preemptions=1), cfg)
+    assert not is_preemptible(st("a", preemptions=2), cfg)
+
+
+def test_victim_is_largest_preemptible_and_needs_margin():
+    cfg = get_policy("trail-prompt", margin_tokens=10)
+    running = [st("r1", initial=100), st("r2", initial=400), st("old", initial=1000, generated=900)]
+    short = st("w", 5.0, initial=20)
+    victims = plan_preemptions(running, [short], free_slots=0, now=5.0, cfg=cfg)
+    assert [v.request_id for v in victims] == ["r2"]  # "old" is past c x initial: protected
+    close = st("w2", 5.0, initial=395)
+    assert plan_preemptions(running, [close], 0, 5.0, cfg) == []  # within the margin
+
+
+def test_no_preemption_when_slots_are_free_or_policy_is_non_preemptive():
+    running = [st("r", initial=400)]
+    short = [st("w", 1.0, initial=5)]
+    assert plan_preemptions(running, short, free_slots=1, now=1.0, cfg=get_policy("trail")) == []
+    assert plan_preemptions(running, short, 0, 1.0, get_policy("sjf-prompt")) == []
+    assert plan_preemptions(running, short, 0, 1.0, get_policy("fcfs")) == []
+
+
+def test_several_victims_pair_best_waiting_with_worst_running():
+    cfg = get_policy("trail-prompt", margin_tokens=0)
+    running = [st(f"r{i}", initial=100 * (i + 1)) for i in range(3)]  # 100, 200, 300
+    waiting = [st("w1", 1.0, initial=10), st("w2", 1.0, initial=150), st("w3", 1.0, initial=250)]
+    victims = plan_preemptions(running, waiting, 0, 1.0, cfg)
+    # w1 < r2 (300): swap; w2 (150) < r1 (200): swap; w3 (250) > r0 (100): stop
+    assert [v.request_id for v in victims] == ["r2", "r1"]
+
+
+def test_aging_lowers_rank_with_wait():
+    cfg = get_policy("trail-prompt", aging_tokens_per_s=10.0)
+    long_ = st("long", 0.0, initial=500, waiting_since=0.0)
+    short = st("short", 50.0, initial=50, waiting_since=50.0)
+    # at t=51: long 500 - 510 = -10 beats short 50 - 10 = 40; without aging short goes first
+    assert order_waiting([short, long_], 51.0, cfg)[0].request_id == "long"
+    assert order_waiting([long_, short], 51.0, get_policy("trail-prompt"))[0].request_id == "short"
+    # a short one that arrived earlier (40 s) is not overtaken: 500 - 405 > 50 - 5
+    earlier = st("earlier", 40.0, initial=50, waiting_since=40.0)
+    assert order_waiting([long_, earlier], 40.5, cfg)[0].request_id == "earlier"
+
+
+def test_starvation_bound_puts_the_oldest_first_and_lets_it_preempt():
+    cfg = get_policy("trail-prompt", starvation_s=30.0, margin_tokens=0)
+    long_ = st("long", 0.0, initial=900, waiting_since=0.0)
+    short = st("short", 29.0, initial=5, waiting_since=29.0)
+    assert order_waiting([short, long_], 31.0, cfg)[0].request_id == "long"
+    running = [st("r", 20.0, initial=50)]
+    assert [v.request_id for v in plan_preemptions(running, [long_], 0, 31.0, cfg)] == ["r"]
+    assert plan_preemptions(running, [long_], 0, 29.0, cfg) == []
+
+
+def test_kv_pressure_victim_prefers_preemptible_then_longest():
+    cfg = get_policy("trail-prompt")
+    old = st("old", 0.0, initial=100, generated=95)  # protected, 5 left
+    young_long = st("yl", 1.0, initial=400, generated=10)
+    young_short = st("ys", 2.0, initial=40, generated=1)
+    assert kv_pressure_victim([old, young_long, young_short], cfg).request_id == "yl"
+    assert kv_pressure_victim([old], cfg).request_id == "old"
+    assert kv_pressure_victim([old, young_long, young_short], get_policy("fcfs")).request_id == "ys"
+    assert kv_pressure_victim([], cfg) is None
+
+
+def test_unknown_policy_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown policy 'srtf'"):
+        get_policy("srtf")
+    assert math.isinf(get_policy("trail").starvation_s)

@@ -1,0 +1,63 @@
+"""Pure helpers: prompt hashing, engine-id suffixes, record decoding, online accuracy."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from trail.store import online_accuracy, prompt_hash, strip_engine_suffix
+
+
+def test_prompt_hash_is_sha256_hex_and_separates_text_from_ids():
+    h = prompt_hash("hello")
+    assert h == hashlib.sha256(b"text:hello").hexdigest()
+    assert prompt_hash([1, 2, 3]) == prompt_hash((1, 2, 3)) != prompt_hash("1,2,3")
+    assert prompt_hash([1, 2, 3]) != prompt_hash([1, 2, 4])
+    assert len(h) == 64 and "hello" not in h
+
+
+@pytest.mark.parametrize(
+    ("request_id", "base"),
+    [
+        ("chatcmpl-abc-0123abcd", "chatcmpl-abc"),
+        ("req-1-deadbeef", "req-1"),
+        ("no-suffix", None),
+        ("UPPER-DEADBEEF", None),  # vLLM's suffix is lowercase hex
+        ("-0123abcd", None),
+    ],
+)
+def test_strip_engine_suffix(request_id, base):
+    assert strip_engine_suffix(request_id) == base
+
+
+def test_online_accuracy_pools_points_and_skips_unfinished():
+    records = [
+        {  # initial error 10; refined errors |8-(10-1)|=1, |5-(10-5)|=0
+            "request_id": "a",
+            "initial_expected": 20.0,
+            "true_length": 10,
+            "trajectory": [
+                {"step": 1, "expected_remaining": 8.0},
+                {"step": 5, "expected_remaining": 5.0},
+            ],
+        },
+        {  # initial error 2; refined |1-(4-2)|=1
+            "request_id": "b",
+            "initial_expected": 2.0,
+            "true_length": 4,
+            "trajectory": [{"step": 2, "expected_remaining": 1.0}],
+        },
+        {"request_id": "running", "initial_expected": 5.0, "trajectory": []},
+    ]
+    summary = online_accuracy(records)
+    assert summary["n_requests"] == 2
+    assert summary["skipped_unfinished"] == 1
+    assert summary["n_points"] == 3
+    assert summary["initial_mae"] == 6.0
+    assert summary["refined_mae"] == pytest.approx(2 / 3)
+    assert summary["refined_mae_per_request"] == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_online_accuracy_of_nothing_is_empty_not_an_error():
+    assert online_accuracy([])["initial_mae"] is None

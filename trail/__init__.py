@@ -1,0 +1,1 @@
+"""TRAIL-serve: length-aware LLM serving on vLLM and Ray Serve."""

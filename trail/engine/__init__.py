@@ -1,0 +1,1 @@
+"""vLLM integration: engine settings, the TRAIL plugin model and the TRAIL scheduler."""

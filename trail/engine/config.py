@@ -1,0 +1,68 @@
+"""Engine settings as one pydantic model; the Serve YAML and the CLI both build it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from trail.engine.settings import TrailConfig
+from trail.models.paths import smollm2_dir
+
+SCHEDULER_CLS = "trail.engine.scheduler.TrailScheduler"
+
+
+class EngineConfig(BaseModel):
+    """What a vLLM engine needs, with CPU-friendly defaults."""
+
+    model: str = Field(default_factory=lambda: str(smollm2_dir()))
+    dtype: Literal["bfloat16", "float32", "float16", "auto"] = "bfloat16"
+    max_model_len: int = 2048
+    max_num_seqs: int = 32
+    max_num_batched_tokens: int | None = None
+    kv_cache_gib: int = Field(1, ge=1, description="VLLM_CPU_KVCACHE_SPACE (whole GiB) on CPU")
+    block_size: int | None = None
+    enforce_eager: bool = True
+    tensor_parallel_size: int = 1
+    seed: int = 0
+    in_process: bool = Field(
+        False, description="VLLM_ENABLE_V1_MULTIPROCESSING=0: engine core in this process"
+    )
+    enable_prefix_caching: bool = Field(
+        False,
+        description="off by default: cached prompt rows are never computed, so the "
+        "prefill-mean embedding would cover only the uncached suffix",
+    )
+    trail: TrailConfig | None = Field(None, description="None: stock vLLM (FCFS)")
+    extra: dict[str, Any] = Field(default_factory=dict, description="more vLLM engine args")
+
+    def apply_env(self) -> None:
+        """Environment vLLM reads at start (it has no engine arg for these)."""
+        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(self.kv_cache_gib)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if self.in_process else "1"
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = dict(
+            model=self.model,
+            dtype=self.dtype,
+            max_model_len=self.max_model_len,
+            max_num_seqs=self.max_num_seqs,
+            enforce_eager=self.enforce_eager,
+            tensor_parallel_size=self.tensor_parallel_size,
+            seed=self.seed,
+        )
+        kw["enable_prefix_caching"] = self.enable_prefix_caching
+        if self.trail is not None:
+            kw["scheduler_cls"] = SCHEDULER_CLS
+            kw["scheduling_policy"] = "priority"
+            kw["hf_overrides"] = self.trail.hf_overrides()
+        if self.max_num_batched_tokens:
+            kw["max_num_batched_tokens"] = self.max_num_batched_tokens
+        if self.block_size:
+            kw["block_size"] = self.block_size
+        kw.update(self.extra)
+        return kw

@@ -1,0 +1,21 @@
+"""vLLM general plugin (entry point `vllm.general_plugins: trail`).
+
+Runs in every vLLM process; must be idempotent. It registers the TRAIL model class (selected per
+engine with hf_overrides={"architectures": ["TrailLlamaForCausalLM"], "trail": {...}}) and wraps
+the model runner's `sample_tokens` so the worker attaches probe outputs to ModelRunnerOutput.
+Engines that do not select the TRAIL architecture are untouched.
+"""
+
+from __future__ import annotations
+
+TRAIL_ARCH = "TrailLlamaForCausalLM"
+
+
+def register() -> None:
+    from vllm import ModelRegistry
+
+    if TRAIL_ARCH not in ModelRegistry.get_supported_archs():
+        ModelRegistry.register_model(TRAIL_ARCH, "trail.engine.model:TrailLlamaForCausalLM")
+    from trail.engine.capture import install_runner_hook
+
+    install_runner_hook()

@@ -1,0 +1,108 @@
+"""TRAIL settings for one engine. They travel inside the HF config (hf_overrides["trail"]) so
+that the worker (capture, probe) and the scheduler (policy, refinement) read one truth."""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from trail.policy.spec import POLICIES, PolicyConfig, PredictionSource, get_policy
+from trail.predict.bins import LengthBins
+
+DEFAULT_PROBE_DIR = Path(__file__).resolve().parents[1] / "assets" / "smollm2" / "probe"
+
+
+class TrailConfig(BaseModel):
+    policy: str = Field("trail", description=f"one of {sorted(POLICIES)}")
+    c: float | None = Field(
+        None, ge=0, description="limited-preemption factor (policy default 0.8)"
+    )
+    margin_tokens: float | None = Field(None, ge=0)
+    max_preemptions: int | None = Field(None, ge=0)
+    aging_tokens_per_s: float = Field(0.0, ge=0)
+    starvation_s: float = Field(math.inf, gt=0, description="hard bound on a request's wait")
+    probe_path: str | None = Field(None, description="dir with probe.json + probe.pt")
+    layer: int | None = Field(None, ge=0, description="capture layer (default: the probe's)")
+    predict_every: int = Field(1, ge=1, description="run the probe every N decode steps")
+    capture: bool | None = Field(None, description="capture hidden states (default: if needed)")
+    ship_vectors: bool = Field(False, description="also ship raw vectors (tests, profiling)")
+    bins: list[float] | None = Field(None, description="bin edges (default: the probe's)")
+    dump_path: str | None = Field(None, description="append scheduler events as JSONL here")
+    default_prediction: float = Field(256.0, gt=0, description="initial prediction if none given")
+
+    model_config = {"extra": "forbid"}
+
+    @classmethod
+    def from_hf_config(cls, hf_config: Any) -> TrailConfig:
+        raw = getattr(hf_config, "trail", None) or {}
+        return cls.model_validate(raw)
+
+    def policy_config(self) -> PolicyConfig:
+        overrides: dict[str, Any] = {
+            "aging_tokens_per_s": self.aging_tokens_per_s,
+            "starvation_s": self.starvation_s,
+        }
+        for name in ("c", "margin_tokens", "max_preemptions"):
+            value = getattr(self, name)
+            if value is not None:
+                overrides[name] = value
+        return get_policy(self.policy, **overrides)
+
+    @property
+    def needs_probe(self) -> bool:
+        return POLICIES[self.policy].source is PredictionSource.REFINED
+
+    def resolved_probe_path(self) -> Path | None:
+        if self.probe_path:
+            return Path(self.probe_path)
+        if self.needs_probe and (DEFAULT_PROBE_DIR / "probe.json").exists():
+            return DEFAULT_PROBE_DIR
+        return None
+
+    @cached_property
+    def probe_bundle(self):  # noqa: ANN201 - ProbeBundle | None (torch import deferred)
+        path = self.resolved_probe_path()
+        if path is None:
+            if self.needs_probe:
+                raise ValueError(
+                    f"policy {self.policy!r} needs a trained probe: set trail.probe_path "
+                    "(train one with `trail train probe`)"
+                )
+            return None
+        from trail.predict.probe import ProbeBundle
+
+        return ProbeBundle.load(path)
+
+    def resolved_layer(self) -> int:
+        if self.layer is not None:
+            return self.layer
+        bundle = self.probe_bundle
+        if bundle is None:
+            raise ValueError("trail.layer is required when no probe is configured")
+        return bundle.layer
+
+    def resolved_bins(self) -> LengthBins:
+        if self.bins:
+            return LengthBins.from_edges(self.bins)
+        bundle = self.probe_bundle
+        return bundle.bins if bundle is not None else LengthBins.uniform(10, 512)
+
+    def wants_capture(self) -> bool:
+        return self.capture if self.capture is not None else (self.needs_probe or self.ship_vectors)
+
+    def load_probe_module(self):  # noqa: ANN201
+        bundle = self.probe_bundle
+        return None if bundle is None else bundle.probe
+
+    def hf_overrides(self) -> dict[str, Any]:
+        """What to pass to vLLM: the TRAIL architecture (if capturing) and these settings."""
+        from trail.engine.plugin import TRAIL_ARCH
+
+        out: dict[str, Any] = {"trail": self.model_dump(mode="python")}
+        if self.wants_capture():
+            out["architectures"] = [TRAIL_ARCH]
+        return out

@@ -1,0 +1,50 @@
+"""Per-request TRAIL knowledge in the scheduler: policy state plus the Bayesian posterior."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from trail.policy.state import LengthState
+from trail.predict.bins import LengthBins
+
+
+@dataclass
+class Tracked:
+    length: LengthState
+    posterior: np.ndarray | None = None
+    posterior_at: int = 0
+    initial_dist: list[float] | None = None
+    trajectory: list[tuple[int, float]] = field(default_factory=list)
+
+
+def initial_from_request(
+    request: Any, bins: LengthBins, default_prediction: float, arrival: float
+) -> Tracked:
+    """Initial knowledge from SamplingParams.extra_args["trail"] (set by the frontend, which ran
+    the prompt predictor), else a default; the oracle length from `true_len` or, with
+    ignore_eos, from max_tokens (the request then generates exactly that many tokens)."""
+    sp = request.sampling_params
+    extra = ((sp.extra_args or {}) if sp is not None else {}).get("trail", {}) or {}
+    dist = extra.get("initial_dist")
+    if dist is not None:
+        dist = [float(x) for x in dist]
+        initial = float(bins.expected(np.asarray(dist)))
+    else:
+        initial = float(extra.get("initial_pred", default_prediction))
+    max_tokens = getattr(sp, "max_tokens", None) if sp is not None else None
+    true_len = extra.get("true_len")
+    if true_len is None and sp is not None and sp.ignore_eos and max_tokens:
+        true_len = max_tokens
+    state = LengthState(
+        request_id=request.request_id,
+        arrival=arrival,
+        initial_pred=initial,
+        true_total=int(true_len) if true_len is not None else None,
+        max_tokens=max_tokens,
+        waiting_since=arrival,
+    )
+    posterior = np.asarray(dist) if dist is not None and len(dist) == bins.k else None
+    return Tracked(length=state, posterior=posterior, initial_dist=dist)

@@ -1,0 +1,63 @@
+"""The five policies of the paper as settings of one configuration."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class PredictionSource(StrEnum):
+    """Where a request's predicted remaining length comes from."""
+
+    NONE = "none"  # FCFS: no prediction is used
+    PROMPT = "prompt"  # the prompt predictor's total, fixed (SJF by prompt)
+    PROMPT_COUNTDOWN = "prompt-countdown"  # prompt total minus tokens generated
+    REFINED = "refined"  # probe + Bayesian refinement, counting down between probe runs
+    ORACLE = "oracle"  # the true remaining length (TRAIL+)
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """A scheduling policy.
+
+    `c` bounds limited preemption: a running request is a preemption victim only while
+    `generated <= c * initial_prediction` (c = 0: never; c = inf: SPRPT).
+    Aging keeps long requests from starving: every waiting second lowers the effective rank by
+    `aging_tokens_per_s`, and a request waiting longer than `starvation_s` jumps ahead of every
+    request that has not (FCFS among those), which bounds its wait.
+    """
+
+    name: str = "trail"
+    source: PredictionSource = PredictionSource.REFINED
+    preemptive: bool = True
+    c: float = 0.8
+    margin_tokens: float = 8.0
+    max_preemptions: int = 2
+    aging_tokens_per_s: float = 0.0
+    starvation_s: float = math.inf
+
+    @property
+    def orders_by_prediction(self) -> bool:
+        return self.source is not PredictionSource.NONE
+
+    def with_(self, **changes: object) -> PolicyConfig:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+POLICIES: dict[str, PolicyConfig] = {
+    "fcfs": PolicyConfig("fcfs", PredictionSource.NONE, preemptive=False, c=0.0),
+    "sjf-prompt": PolicyConfig("sjf-prompt", PredictionSource.PROMPT, preemptive=False, c=0.0),
+    "trail-prompt": PolicyConfig("trail-prompt", PredictionSource.PROMPT_COUNTDOWN),
+    "trail": PolicyConfig("trail", PredictionSource.REFINED),
+    "trail-oracle": PolicyConfig("trail-oracle", PredictionSource.ORACLE),
+}
+
+
+def get_policy(name: str, **overrides: object) -> PolicyConfig:
+    """A named policy with optional field overrides; a clear error for an unknown name."""
+    try:
+        base = POLICIES[name]
+    except KeyError:
+        raise ValueError(f"unknown policy {name!r}; choose one of {sorted(POLICIES)}") from None
+    return base.with_(**overrides) if overrides else base

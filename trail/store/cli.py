@@ -1,0 +1,123 @@
+"""`trail inspect ID` (one request's trajectory) and `trail inspect --recent N` (online accuracy)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trail.store.reader import StoreReader
+from trail.store.record import RequestRecord, online_accuracy
+
+# A group with only a callback: `trail inspect ID --png X` must accept options after the ID,
+# which click groups refuse unless interspersed args are allowed.
+app = typer.Typer(
+    help="Inspect prediction records held in Redis.",
+    context_settings={"allow_interspersed_args": True},
+)
+console = Console()
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _summary_table(r: RequestRecord) -> Table:
+    table = Table(title=f"request {r.request_id}", show_header=False)
+    ttft = r.first_token_ts - r.arrival_ts if r.first_token_ts and r.arrival_ts else None
+    latency = r.finish_ts - r.arrival_ts if r.finish_ts and r.arrival_ts else None
+    rows = {
+        "replica / policy": f"{r.replica or '-'} / {r.policy or '-'}",
+        "prompt tokens": _fmt(r.prompt_tokens),
+        "prompt sha256": (r.prompt_hash or "-")[:16],
+        "initial expected": _fmt(r.initial_expected),
+        "true length": _fmt(r.true_length),
+        "finish reason": _fmt(r.finish_reason),
+        "ttft / latency (s)": f"{_fmt(ttft, 3)} / {_fmt(latency, 3)}",
+        "preemptions": ", ".join(f"{p.reason}@{p.step}" for p in r.preemptions) or "0",
+        "ttl (s)": _fmt(r.ttl_s),
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    return table
+
+
+def _trajectory_table(r: RequestRecord, max_rows: int) -> Table:
+    points = r.trajectory
+    stride = max(1, -(-len(points) // max_rows))
+    shown = points[::stride]
+    table = Table(title=f"trajectory: {len(points)} points (every {stride})")
+    for column in ("step", "predicted remaining", "actual remaining", "|error|"):
+        table.add_column(column, justify="right")
+    for p in shown:
+        actual = r.true_length - p.step if r.true_length is not None else None
+        error = abs(p.expected_remaining - actual) if actual is not None else None
+        table.add_row(str(p.step), _fmt(p.expected_remaining), _fmt(actual), _fmt(error))
+    return table
+
+
+def _accuracy_table(records: list[dict[str, Any]]) -> Table:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[record.get("policy") or "?"].append(record)
+    groups["all"] = records
+    table = Table(title=f"online accuracy over the {len(records)} most recent finished requests")
+    for column in ("policy", "requests", "points", "initial MAE", "refined MAE", "refined/req"):
+        table.add_column(column, justify="right")
+    for policy, group in groups.items():
+        acc = online_accuracy(group)
+        table.add_row(
+            policy,
+            str(acc["n_requests"]),
+            str(acc["n_points"]),
+            _fmt(acc["initial_mae"]),
+            _fmt(acc["refined_mae"]),
+            _fmt(acc["refined_mae_per_request"]),
+        )
+    return table
+
+
+@app.callback(invoke_without_command=True)
+def inspect(
+    request_id: Annotated[
+        str | None, typer.Argument(help="Request id (with or without vLLM's suffix).")
+    ] = None,
+    recent: Annotated[
+        int | None, typer.Option("--recent", min=1, help="Summarise the N latest requests.")
+    ] = None,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Save predicted vs actual remaining as PNG.")
+    ] = None,
+    redis_url: Annotated[
+        str | None, typer.Option("--redis-url", envvar="REDIS_URL", help="Redis URL.")
+    ] = None,
+    key_prefix: Annotated[
+        str, typer.Option(help="Key prefix the store wrote with.")
+    ] = "trail:req:",
+    max_rows: Annotated[int, typer.Option(min=1, help="Trajectory rows printed (spaced).")] = 40,
+) -> None:
+    """Print a request's trajectory (optionally a PNG), or online accuracy of recent requests."""
+    if not redis_url:
+        raise typer.BadParameter("give --redis-url or set REDIS_URL", param_hint="--redis-url")
+    if (request_id is None) == (recent is None):
+        raise typer.BadParameter("give either a request ID or --recent N")
+    reader = StoreReader.from_url(redis_url, key_prefix=key_prefix)
+    if recent is not None:
+        console.print(_accuracy_table(reader.recent(recent)))
+        return
+    record = reader.get_record(request_id)
+    if record is None:
+        console.print(f"[red]no record for {request_id!r} in {redis_url}[/red]")
+        raise typer.Exit(1)
+    console.print(_summary_table(record))
+    console.print(_trajectory_table(record, max_rows))
+    if png is not None:
+        from trail.store.plot import save_trajectory_png
+
+        console.print(f"saved {save_trajectory_png(record, png)}")

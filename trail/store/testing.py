@@ -1,0 +1,104 @@
+"""A throwaway real redis-server for tests: loopback, free port, no persistence, temp dir.
+
+Used by tests/store and reusable by the end-to-end tests (stop/start it on the same port to
+check that the app resumes writing without a restart).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server_binary() -> str | None:
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+
+
+class RedisServer:
+    """One redis-server process we own by pid; ``stop``/``start`` keep the same port."""
+
+    def __init__(self, port: int | None = None, binary: str | None = None) -> None:
+        self.binary = binary or redis_server_binary()
+        if self.binary is None:
+            raise FileNotFoundError("redis-server not installed")
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="trail-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=5.0)
+
+    def start(self, timeout_s: float = 10.0) -> RedisServer:
+        args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
+        args += ["--appendonly", "no", "--dir", self.dir, "--daemonize", "no"]
+        args += ["--protected-mode", "yes", "--loglevel", "warning"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait_ready(timeout_s)
+        return self
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+            with contextlib.suppress(redis.RedisError):
+                if redis.Redis(port=self.port, socket_timeout=0.5).ping():
+                    return
+            time.sleep(0.02)
+        raise TimeoutError("redis-server did not answer PING")
+
+    def pause(self) -> None:
+        """SIGSTOP: the port still accepts connections but nothing answers (a 'slow' Redis)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGCONT)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_server(port: int | None = None) -> Iterator[RedisServer]:
+    server = RedisServer(port).start()
+    try:
+        yield server
+    finally:
+        server.close()
