@@ -71,3 +71,18 @@ def test_mark_process_dead_by_pid(tmp_path):
         assert not any(str(proc.pid) in p.name for p in tmp_path.glob("gauge_live*"))
     finally:
         finish(proc)
+
+
+def test_asgi_app_serves_the_merged_exposition(tmp_path):
+    """What the Serve router mounts at /metrics."""
+    from starlette.testclient import TestClient
+
+    from trail.metrics import metrics_asgi_app
+
+    proc = start_writer(tmp_path, "r-asgi", 5.0)
+    try:
+        reply = TestClient(metrics_asgi_app(tmp_path)).get("/")
+    finally:
+        finish(proc)
+    assert reply.status_code == 200
+    assert 'trail_predicted_remaining_tokens{replica="r-asgi"} 5.0' in reply.text

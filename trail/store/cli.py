@@ -18,6 +18,7 @@ from trail.store.record import RequestRecord, online_accuracy
 app = typer.Typer(
     help="Inspect prediction records held in Redis.",
     context_settings={"allow_interspersed_args": True},
+    subcommand_metavar="",
 )
 console = Console()
 
@@ -111,6 +112,7 @@ def inspect(
     if recent is not None:
         console.print(_accuracy_table(reader.recent(recent)))
         return
+    assert request_id is not None
     record = reader.get_record(request_id)
     if record is None:
         console.print(f"[red]no record for {request_id!r} in {redis_url}[/red]")

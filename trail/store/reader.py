@@ -35,7 +35,7 @@ class StoreReader:
         if record is None:
             full_id = self.client.get(self.keys.alias(request_id))
             if full_id is not None:
-                record = self._get_many([full_id.decode("utf-8")])[0]
+                record = self._get_many([_text(full_id)])[0]
         return record
 
     def get_many(self, request_ids: list[str]) -> list[dict[str, Any] | None]:
@@ -46,7 +46,7 @@ class StoreReader:
         if n <= 0:
             return []
         raw_ids = self.client.zrevrange(self.keys.finished_index, 0, n - 1)
-        ids = [i.decode("utf-8") for i in raw_ids]
+        ids = [_text(i) for i in raw_ids]
         return [r for r in self.get_many(ids) if r is not None]
 
     def _get_many(self, request_ids: list[str]) -> list[RequestRecord | None]:
@@ -63,6 +63,10 @@ class StoreReader:
             _decode(request_id, replies[5 * i : 5 * i + 5])
             for i, request_id in enumerate(request_ids)
         ]
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def _decode(request_id: str, replies: list[Any]) -> RequestRecord | None:

@@ -35,9 +35,10 @@ class RedisServer:
     """One redis-server process we own by pid; ``stop``/``start`` keep the same port."""
 
     def __init__(self, port: int | None = None, binary: str | None = None) -> None:
-        self.binary = binary or redis_server_binary()
-        if self.binary is None:
+        found = binary or redis_server_binary()
+        if found is None:
             raise FileNotFoundError("redis-server not installed")
+        self.binary: str = found
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="trail-redis-")
         self.proc: subprocess.Popen[bytes] | None = None

@@ -1,0 +1,84 @@
+"""The captured layer-k vector equals transformers' output_hidden_states[k+1] for the same
+tokens: the prefill mean and each decode step, eager and compiled, in-process and multiprocess.
+
+Tolerance: both sides run fp32 from the same weights; they differ only in kernel summation
+order (vLLM's CPU attention/GEMMs vs PyTorch SDPA), ~1e-6 relative per op. Over a few layers
+that stays far below 1e-4 relative (L2), while a wrong layer, wrong row or wrong request differs
+by O(1): the check separates them by orders of magnitude.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.engine.conftest import base_id, read_events
+
+PROMPTS = ["Tell me about the moon.", "List three prime numbers and explain why they are prime."]
+N_OUT = 6
+REL_TOL = 1e-4
+
+
+def _expected_vectors(model_path, layer, prompt_ids, output_ids):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=torch.float32)
+    expected = []
+    for ids, out in zip(prompt_ids, output_ids, strict=True):
+        seq = torch.tensor([ids + out[:-1]])
+        with torch.no_grad():
+            hs = model(seq, output_hidden_states=True).hidden_states[layer + 1][0]
+        p = len(ids)
+        vectors = {0: hs[:p].mean(dim=0).numpy()}
+        for g in range(1, len(out)):
+            vectors[g] = hs[p + g - 1].numpy()
+        expected.append(vectors)
+    return expected
+
+
+def _check(model_path, layer, run_engine, tmp_path, eager, in_process):
+    from transformers import AutoTokenizer
+
+    from trail.models.chat import chat_prompt_ids
+
+    tok = AutoTokenizer.from_pretrained(str(model_path))
+    prompt_ids = [chat_prompt_ids(tok, p) for p in PROMPTS]
+    dump = tmp_path / f"events-{eager}-{in_process}.jsonl"
+    engine = {
+        "model": str(model_path),
+        "dtype": "float32",
+        "enforce_eager": eager,
+        "in_process": in_process,
+        "max_num_seqs": 4,
+        "trail": {"policy": "fcfs", "layer": layer, "capture": True, "ship_vectors": True,
+                  "dump_path": str(dump)},
+    }
+    params = [{"max_tokens": N_OUT, "ignore_eos": True}] * len(PROMPTS)
+    result = run_engine(engine, prompt_ids, params)
+    outputs = [result["outputs"][rid] for rid in sorted(result["outputs"], key=int)]
+    expected = _expected_vectors(model_path, layer, prompt_ids, outputs)
+
+    events = [e for e in read_events(dump) if e["event"] == "probe"]
+    seen = 0
+    for e in events:
+        want = expected[int(base_id(e["id"]))][e["at"]]
+        got = np.asarray(e["vector"], dtype=np.float32)
+        rel = np.linalg.norm(got - want) / np.linalg.norm(want)
+        assert rel < REL_TOL, f"request {e['id']} at {e['at']}: relative error {rel:.2e}"
+        seen += 1
+    # one prefill-mean vector + (N_OUT - 1) decode vectors per request
+    assert seen == len(PROMPTS) * N_OUT
+    assert {e["at"] for e in events} == set(range(N_OUT))
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("eager", [True, False], ids=["eager", "compiled"])
+@pytest.mark.parametrize("in_process", [True, False], ids=["inproc", "multiproc"])
+def test_capture_matches_transformers_tiny(tiny_path, run_engine, tmp_path, eager, in_process):
+    _check(tiny_path, 1, run_engine, tmp_path, eager, in_process)
+
+
+@pytest.mark.engine
+def test_capture_matches_transformers_smollm2(smollm2_path, run_engine, tmp_path):
+    _check(smollm2_path, 14, run_engine, tmp_path, eager=True, in_process=False)
