@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ops.grafana.cli import app as dashboards_app
+from trail.bench.cli import app as bench_app
 from trail.engine.cli import generate
 from trail.metrics.cli import app as metrics_app
 from trail.models.cli import app as model_app
@@ -16,6 +17,7 @@ app.command("generate")(generate)
 app.add_typer(inspect_app, name="inspect")
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(bench_app, name="bench")
 
 
 def main() -> None:

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).parent
 
 
 def read_events(path: Path) -> list[dict]:
@@ -22,19 +18,35 @@ def base_id(engine_request_id: str) -> str:
 
 
 @pytest.fixture
-def run_engine(tmp_path):
-    def run(engine: dict, prompt_ids: list[list[int]], params: list[dict], timeout: int = 600) -> dict:
-        spec = tmp_path / f"spec-{len(list(tmp_path.iterdir()))}.json"
-        out = spec.with_suffix(".out.json")
-        spec.write_text(json.dumps({"engine": engine, "prompt_ids": prompt_ids, "params": params}))
-        proc = subprocess.run(
-            [sys.executable, str(HERE / "engine_run.py"), str(spec), str(out)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"engine run failed:\n{proc.stderr[-4000:]}")
-        return json.loads(out.read_text())
+def known_probe(tmp_path, tiny_path):
+    """A probe with known weights for the tiny model: zero input weights, so it outputs the same
+    fixed distribution (uniform over 8 bins of 16 tokens) for every vector. It predicts nothing;
+    it exercises the capture -> probe -> refinement path with values a test can reason about."""
+    import torch
+
+    from trail.predict.bins import LengthBins
+    from trail.predict.probe import ProbeBundle, ProbeMLP
+
+    bins = LengthBins.uniform(8, 128)
+    probe = ProbeMLP(hidden=128, k=bins.k)
+    with torch.no_grad():
+        for p in probe.parameters():
+            p.zero_()
+    path = tmp_path / "known-probe"
+    ProbeBundle(probe=probe, layer=1, bins=bins, card={"note": "known weights, test only"}).save(
+        path
+    )
+    return path
+
+
+@pytest.fixture
+def run_scenario(tmp_path):
+    from trail.engine.run_scenario import run_in_subprocess
+
+    def run(engine: dict, phases: list[list[dict]], timeout: int = 900) -> dict:
+        try:
+            return run_in_subprocess({"engine": engine, "phases": phases}, tmp_path, timeout)
+        except RuntimeError as e:
+            pytest.fail(str(e))
 
     return run

@@ -37,7 +37,7 @@ def _expected_vectors(model_path, layer, prompt_ids, output_ids):
     return expected
 
 
-def _check(model_path, layer, run_engine, tmp_path, eager, in_process):
+def _check(model_path, layer, run_scenario, tmp_path, eager, in_process):
     from transformers import AutoTokenizer
 
     from trail.models.chat import chat_prompt_ids
@@ -51,12 +51,20 @@ def _check(model_path, layer, run_engine, tmp_path, eager, in_process):
         "enforce_eager": eager,
         "in_process": in_process,
         "max_num_seqs": 4,
-        "trail": {"policy": "fcfs", "layer": layer, "capture": True, "ship_vectors": True,
-                  "dump_path": str(dump)},
+        "trail": {
+            "policy": "fcfs",
+            "layer": layer,
+            "capture": True,
+            "ship_vectors": True,
+            "dump_path": str(dump),
+        },
     }
-    params = [{"max_tokens": N_OUT, "ignore_eos": True}] * len(PROMPTS)
-    result = run_engine(engine, prompt_ids, params)
-    outputs = [result["outputs"][rid] for rid in sorted(result["outputs"], key=int)]
+    arrivals = [
+        {"id": str(i), "prompt_ids": ids, "params": {"max_tokens": N_OUT, "ignore_eos": True}}
+        for i, ids in enumerate(prompt_ids)
+    ]
+    result = run_scenario(engine, [arrivals])
+    outputs = [result[str(i)]["token_ids"] for i in range(len(PROMPTS))]
     expected = _expected_vectors(model_path, layer, prompt_ids, outputs)
 
     events = [e for e in read_events(dump) if e["event"] == "probe"]
@@ -75,10 +83,10 @@ def _check(model_path, layer, run_engine, tmp_path, eager, in_process):
 @pytest.mark.engine
 @pytest.mark.parametrize("eager", [True, False], ids=["eager", "compiled"])
 @pytest.mark.parametrize("in_process", [True, False], ids=["inproc", "multiproc"])
-def test_capture_matches_transformers_tiny(tiny_path, run_engine, tmp_path, eager, in_process):
-    _check(tiny_path, 1, run_engine, tmp_path, eager, in_process)
+def test_capture_matches_transformers_tiny(tiny_path, run_scenario, tmp_path, eager, in_process):
+    _check(tiny_path, 1, run_scenario, tmp_path, eager, in_process)
 
 
 @pytest.mark.engine
-def test_capture_matches_transformers_smollm2(smollm2_path, run_engine, tmp_path):
-    _check(smollm2_path, 14, run_engine, tmp_path, eager=True, in_process=False)
+def test_capture_matches_transformers_smollm2(smollm2_path, run_scenario, tmp_path):
+    _check(smollm2_path, 14, run_scenario, tmp_path, eager=True, in_process=False)

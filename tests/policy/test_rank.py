@@ -67,6 +67,14 @@ def test_limited_preemption_window_is_c_times_initial():
     assert not is_preemptible(st("a", initial=100, generated=0), get_policy("sjf-prompt"))
 
 
+def test_oracle_window_uses_the_true_length():
+    cfg = get_policy("trail-oracle", c=0.5)
+    s = st("a", initial=1000, generated=61, true_total=120)
+    assert not is_preemptible(s, cfg)  # 61 > 0.5 x 120, whatever the prompt predictor said
+    s.generated = 60
+    assert is_preemptible(s, cfg)
+
+
 def test_preemption_cap():
     cfg = get_policy("trail", max_preemptions=2)
     assert is_preemptible(st("a", preemptions=1), cfg)

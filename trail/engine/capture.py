@@ -67,7 +67,10 @@ def install_runner_hook() -> None:
         capture = getattr(model, "trail_capture", None)
         if state is not None and capture is not None and hasattr(output, "req_ids"):
             scheduler_output = state[0]
+            st = _state(self)
+            before = st.probe_seconds
             output.trail_probe = collect_emissions(self, model, scheduler_output, output.req_ids)
+            output.trail_probe_seconds = st.probe_seconds - before
             model.trail_capture = None
         return output
 

@@ -32,6 +32,10 @@ class TrailConfig(BaseModel):
     ship_vectors: bool = Field(False, description="also ship raw vectors (tests, profiling)")
     bins: list[float] | None = Field(None, description="bin edges (default: the probe's)")
     dump_path: str | None = Field(None, description="append scheduler events as JSONL here")
+    load_path: str | None = Field(None, description="publish EngineLoad JSON here (Serve)")
+    redis_url: str | None = Field(None, description="write per-request predictions here")
+    store_distributions: bool = Field(False, description="also store each refined distribution")
+    replica: str = Field("local", description="replica name in metrics and records")
     default_prediction: float = Field(256.0, gt=0, description="initial prediction if none given")
 
     model_config = {"extra": "forbid"}

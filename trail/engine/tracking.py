@@ -18,6 +18,7 @@ class Tracked:
     posterior_at: int = 0
     initial_dist: list[float] | None = None
     trajectory: list[tuple[int, float]] = field(default_factory=list)
+    promoted: bool = False  # counted once as a starvation promotion
 
 
 def initial_from_request(

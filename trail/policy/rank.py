@@ -28,6 +28,13 @@ def predicted_remaining(s: LengthState, cfg: PolicyConfig) -> float:
     return max(value, 0.0)
 
 
+def initial_prediction(s: LengthState, cfg: PolicyConfig) -> float:
+    """The prediction made at arrival; under the oracle (TRAIL+) it is the true length."""
+    if cfg.source is PredictionSource.ORACLE and s.true_total is not None:
+        return float(s.true_total)
+    return s.initial_pred
+
+
 def waited(s: LengthState, now: float) -> float:
     return 0.0 if s.waiting_since is None else max(now - s.waiting_since, 0.0)
 
@@ -61,7 +68,7 @@ def is_preemptible(s: LengthState, cfg: PolicyConfig) -> bool:
     return (
         cfg.preemptive
         and s.preemptions < cfg.max_preemptions
-        and s.generated <= cfg.c * s.initial_pred
+        and s.generated <= cfg.c * initial_prediction(s, cfg)
     )
 
 

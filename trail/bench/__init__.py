@@ -1,0 +1,1 @@
+"""Benchmarks: the engine-level replay (one engine, every policy) and the HTTP load generator."""

@@ -1,0 +1,154 @@
+"""`trail bench ...`: benchmarks that print their numbers and save JSON + PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Benchmarks (engine replay; HTTP load).", no_args_is_help=True)
+
+ALL_POLICIES = "fcfs,sjf-prompt,trail-prompt,trail,trail-oracle"
+
+
+@app.command("replay")
+def replay(
+    workload: Path = typer.Option(..., exists=True, help="JSONL of {prompt, out_tokens}"),
+    n: int = typer.Option(60, help="requests"),
+    rate: float = typer.Option(2.0, help="Poisson arrival rate (req/s)"),
+    policies: str = typer.Option(ALL_POLICIES),
+    max_num_seqs: int = typer.Option(4, help="small, so requests queue"),
+    max_out: int = typer.Option(256, help="skip workload rows with longer outputs"),
+    model: str = typer.Option(None, help="model folder (default: prepared SmolLM2)"),
+    c: float = typer.Option(0.8),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("runs/replay")),
+) -> None:
+    """Replay one Poisson workload into one engine per policy; print the table and FCFS ratios."""
+    from rich.console import Console
+    from rich.progress import track
+    from transformers import AutoTokenizer
+
+    from trail.bench import replay as rp
+    from trail.bench.workload import load_jsonl, sample
+    from trail.engine.config import EngineConfig
+
+    console = Console()
+    cfg = EngineConfig(max_num_seqs=max_num_seqs, **({"model": model} if model else {}))
+    items = sample(load_jsonl(workload), n, seed, max_out)
+    tok = AutoTokenizer.from_pretrained(cfg.model)
+    initial = _prompt_predictions([w.prompt for w in items])
+    arrivals = rp.build_arrivals(items, tok, rate, seed, initial)
+    engine = cfg.model_dump(exclude={"trail"})
+    results = {}
+    for policy in track(policies.split(","), description="policies", console=console):
+        results[policy] = rp.run_policy(engine, policy, arrivals, out, {"c": c})
+    rel = rp.report(results)
+    meta = {
+        "n": len(items),
+        "rate": rate,
+        "max_num_seqs": max_num_seqs,
+        "c": c,
+        "seed": seed,
+        "prompt_predictor": initial is not None,
+    }
+    rp.save(out, results, rel, meta)
+    _print(console, results, rel)
+    console.print(f"wrote {out / 'replay.json'} and {out / 'replay.png'}")
+
+
+@app.command("overhead")
+def overhead(
+    batches: str = typer.Option("1,8,32"),
+    tokens: int = typer.Option(48, help="decode tokens per request"),
+    predict_every: int = typer.Option(1),
+    probe: Path = typer.Option(None, help="probe dir (default: the shipped one)"),
+    out: Path = typer.Option(Path("runs/overhead")),
+) -> None:
+    """Decode step time of `trail` (capture + probe each step) vs `fcfs` at several batch sizes."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+    from transformers import AutoTokenizer
+
+    from trail.bench.overhead import measure
+    from trail.engine.config import EngineConfig
+    from trail.models.chat import chat_prompt_ids
+
+    console = Console()
+    cfg = EngineConfig()
+    tok = AutoTokenizer.from_pretrained(cfg.model)
+    ids = chat_prompt_ids(tok, "Describe a busy harbour at dawn.")
+    sizes = [int(b) for b in batches.split(",")]
+    engine = cfg.model_dump(exclude={"trail"})
+    trail = {"policy": "trail", "predict_every": predict_every}
+    if probe:
+        trail["probe_path"] = str(probe)
+    with console.status("fcfs engine"):
+        base = measure(engine, ids, sizes, tokens, {"policy": "fcfs"}, out / "fcfs")
+    with console.status("trail engine"):
+        with_probe = measure(engine, ids, sizes, tokens, trail, out / "trail")
+    t = Table(title=f"decode step time (predict_every={predict_every})")
+    for col in ["batch", "fcfs ms", "trail ms", "overhead"]:
+        t.add_column(col, justify="right")
+    rows = []
+    for b in sizes:
+        rows.append(
+            {
+                "batch": b,
+                "fcfs_s": base[b],
+                "trail_s": with_probe[b],
+                "overhead": with_probe[b] / base[b] - 1,
+            }
+        )
+        t.add_row(
+            str(b),
+            f"{base[b] * 1e3:.1f}",
+            f"{with_probe[b] * 1e3:.1f}",
+            f"{(with_probe[b] / base[b] - 1) * 100:+.1f}%",
+        )
+    console.print(t)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "overhead.json").write_text(json.dumps(rows, indent=2))
+
+
+def _prompt_predictions(texts: list[str]) -> list | None:
+    """The shipped prompt predictor's distributions, or None (engines then use a default)."""
+    try:
+        from trail.predict.prompt import PromptPredictor
+
+        return PromptPredictor.load().predict_dist(texts).tolist()
+    except FileNotFoundError:
+        return None
+
+
+def _print(console, results: dict, rel: dict) -> None:  # noqa: ANN001
+    from rich.table import Table
+
+    t = Table(title="engine replay")
+    for col in [
+        "policy",
+        "mean lat",
+        "P50",
+        "P99",
+        "mean TTFT",
+        "tok/s",
+        "FCFS/x mean",
+        "FCFS/x TTFT",
+    ]:
+        t.add_column(col, justify="right")
+    for p, r in results.items():
+        s = r["summary"]
+        q = rel.get(p, {})
+        t.add_row(
+            p,
+            f"{s['mean_latency_s']:.2f}",
+            f"{s['p50_latency_s']:.2f}",
+            f"{s['p99_latency_s']:.2f}",
+            f"{s['mean_ttft_s']:.2f}",
+            f"{s['throughput_tok_s']:.0f}",
+            f"{q.get('mean_latency_s', float('nan')):.2f}x",
+            f"{q.get('mean_ttft_s', float('nan')):.2f}x",
+        )
+    console.print(t)

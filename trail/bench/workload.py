@@ -1,0 +1,34 @@
+"""Workloads: prompts with their natural output lengths, replayed with ignore_eos + max_tokens
+so that every policy does identical work (the paper's release does the same)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class WorkItem:
+    prompt: str
+    out_tokens: int
+
+
+def load_jsonl(path: Path) -> list[WorkItem]:
+    items = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            items.append(WorkItem(str(row["prompt"]), int(row["out_tokens"])))
+    if not items:
+        raise ValueError(f"{path}: no workload rows (want JSON lines with prompt, out_tokens)")
+    return items
+
+
+def sample(items: list[WorkItem], n: int, seed: int, max_out: int | None = None) -> list[WorkItem]:
+    rng = np.random.default_rng(seed)
+    pool = [w for w in items if max_out is None or w.out_tokens <= max_out]
+    idx = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
+    return [pool[i] for i in idx]

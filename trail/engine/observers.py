@@ -1,0 +1,95 @@
+"""Where the scheduler's observations go: the JSONL event log, the Redis prediction store and
+Prometheus metrics. One object, so the scheduler calls one method per event; every sink is
+best-effort and never blocks the scheduling loop (the store queues, metrics are in-memory)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from trail.engine.events import EventLog
+from trail.engine.settings import TrailConfig
+from trail.engine.tracking import Tracked
+
+
+class SchedulerObserver:
+    def __init__(self, cfg: TrailConfig):
+        self.cfg = cfg
+        self.log = EventLog(cfg.dump_path)
+        self.store = None
+        if cfg.redis_url:
+            from trail.store import PredictionStore
+
+            self.store = PredictionStore(cfg.redis_url, store_distributions=cfg.store_distributions)
+        from trail.metrics import ReplicaMetrics
+
+        self.metrics = ReplicaMetrics(cfg.replica, cfg.policy)
+
+    def arrival(self, t: Tracked, request: Any) -> None:
+        self.log.arrival(t)
+        if self.store is not None:
+            from trail.store import prompt_hash
+
+            ids = list(request.prompt_token_ids or [])
+            self.store.arrival(
+                t.length.request_id,
+                replica=self.cfg.replica,
+                policy=self.cfg.policy,
+                prompt_tokens=len(ids),
+                prompt_hash=prompt_hash(ids),
+                initial_dist=t.initial_dist,
+                initial_expected=t.length.initial_pred,
+                ts=time.time(),
+            )
+
+    def first_token(self, t: Tracked) -> None:
+        if self.store is not None:
+            self.store.first_token(t.length.request_id, ts=time.time())
+
+    def emission(self, t: Tracked, em: Any, posterior: list[float] | None) -> None:
+        self.log.emission(t, em)
+        if self.store is not None and em.probs is not None and t.length.refined_pred is not None:
+            self.store.step(
+                t.length.request_id,
+                step=em.generated,
+                expected_remaining=t.length.refined_pred,
+                dist=posterior,
+            )
+
+    def probe_seconds(self, seconds: float) -> None:
+        self.metrics.probe_call(seconds)
+
+    def preempted(self, t: Tracked, reason: str) -> None:
+        self.log.preempted(t, reason)
+        self.metrics.preempted(reason)
+        if self.store is not None:
+            self.store.preempted(
+                t.length.request_id, reason=reason, step=t.length.generated, ts=time.time()
+            )
+
+    def starvation_promoted(self, t: Tracked) -> None:
+        self.metrics.starvation_promoted()
+
+    def finished(self, t: Tracked, n_output: int, finish_reason: str) -> None:
+        self.log.finished(t, n_output)
+        self.metrics.request_finished(
+            true_length=n_output,
+            finish_reason=finish_reason,
+            initial_expected=t.length.initial_pred,
+            trajectory=t.trajectory,
+        )
+        if self.store is not None:
+            self.store.finished(
+                t.length.request_id,
+                true_length=n_output,
+                finish_reason=finish_reason,
+                ts=time.time(),
+            )
+
+    def load(self, load: Any) -> None:
+        self.metrics.set_queues(running=load.running, waiting=load.waiting)
+        self.metrics.set_predicted_remaining(load.predicted_remaining_tokens)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()

@@ -1,0 +1,64 @@
+"""Engine-level load summary, published by the scheduler for the replica that hosts it.
+
+The scheduler lives in vLLM's EngineCore process; the Serve replica needs its aggregate
+predicted remaining work for routing. A small JSON file, replaced atomically at most every
+`period_s`, is the cheapest channel that needs no change to vLLM's output protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class EngineLoad:
+    predicted_remaining_tokens: float  # sum over running + waiting requests
+    prefill_tokens_pending: int  # prompt tokens not yet computed (waiting + partial prefills)
+    running: int
+    waiting: int
+    ts: float  # time.time() when written
+
+    @property
+    def work_tokens(self) -> float:
+        """What the router balances: decode work left plus prefill still to do."""
+        return self.predicted_remaining_tokens + self.prefill_tokens_pending
+
+
+class LoadPublisher:
+    def __init__(self, path: str | None, period_s: float = 0.1):
+        self.path = Path(path) if path else None
+        self.period_s = period_s
+        self._last = 0.0
+
+    def maybe_publish(self, load_fn, *sinks) -> None:  # noqa: ANN001 - () -> EngineLoad
+        """At most every period_s: compute the load, write the file (if any), feed the sinks."""
+        now = time.monotonic()
+        if now - self._last < self.period_s:
+            return
+        self._last = now
+        load = load_fn()
+        if self.path is not None:
+            write_load(self.path, load)
+        for sink in sinks:
+            sink(load)
+
+
+def write_load(path: Path, load: EngineLoad) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(load)))
+    os.replace(tmp, path)
+
+
+def read_load(path: str | Path, max_age_s: float = 5.0) -> EngineLoad | None:
+    """The last published load, or None if missing or older than max_age_s."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    load = EngineLoad(**data)
+    return load if time.time() - load.ts <= max_age_s else None

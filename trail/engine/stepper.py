@@ -1,0 +1,108 @@
+"""Drive an offline vLLM engine step by step, adding requests at chosen steps.
+
+Deterministic scenarios (tests) and the replay benchmark both need arrivals interleaved with
+engine steps; `LLMEngine.add_request` + `step()` gives exactly that without an HTTP layer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Arrival:
+    request_id: str
+    prompt_ids: list[int]
+    params: Any  # vllm.SamplingParams
+    at_step: int | None = None  # add when the engine has done this many steps
+    at_time: float | None = None  # or when this many seconds have passed
+
+
+@dataclass
+class Finished:
+    request_id: str
+    token_ids: list[int]
+    arrival_s: float
+    first_token_s: float
+    finish_s: float
+    first_token_step: int
+    finish_step: int
+
+    @property
+    def latency_s(self) -> float:
+        return self.finish_s - self.arrival_s
+
+    @property
+    def ttft_s(self) -> float:
+        return self.first_token_s - self.arrival_s
+
+
+@dataclass
+class _Live:
+    arrival_s: float
+    first_token_s: float | None = None
+    first_token_step: int | None = None
+
+
+@dataclass
+class StepDriver:
+    engine: Any  # vllm LLMEngine
+    on_step: Callable[[int], None] | None = None
+    finished: dict[str, Finished] = field(default_factory=dict)
+
+    def run(self, arrivals: list[Arrival], max_steps: int = 100_000) -> dict[str, Finished]:
+        from vllm.inputs import TokensPrompt
+
+        pending = sorted(arrivals, key=lambda a: (a.at_step or 0, a.at_time or 0.0))
+        live: dict[str, _Live] = {}
+        t0 = time.perf_counter()
+        step = 0
+        while (pending or live) and step < max_steps:
+            now = time.perf_counter() - t0
+            while pending and _due(pending[0], step, now):
+                a = pending.pop(0)
+                self.engine.add_request(
+                    a.request_id, TokensPrompt(prompt_token_ids=a.prompt_ids), a.params
+                )
+                live[a.request_id] = _Live(arrival_s=time.perf_counter() - t0)
+            if not live:
+                time.sleep(min(0.005, max(_next_time(pending) - now, 0.0)))
+                continue
+            outputs = self.engine.step()
+            step += 1
+            self._record(outputs, live, step, time.perf_counter() - t0)
+            if self.on_step:
+                self.on_step(step)
+        return self.finished
+
+    def _record(self, outputs: list, live: dict[str, _Live], step: int, now: float) -> None:
+        for out in outputs:
+            st = live.get(out.request_id)
+            if st is None:
+                continue
+            if st.first_token_s is None and out.outputs and out.outputs[0].token_ids:
+                st.first_token_s, st.first_token_step = now, step
+            if out.finished:
+                live.pop(out.request_id)
+                self.finished[out.request_id] = Finished(
+                    request_id=out.request_id,
+                    token_ids=list(out.outputs[0].token_ids),
+                    arrival_s=st.arrival_s,
+                    first_token_s=st.first_token_s if st.first_token_s is not None else now,
+                    finish_s=now,
+                    first_token_step=st.first_token_step or step,
+                    finish_step=step,
+                )
+
+
+def _due(a: Arrival, step: int, now: float) -> bool:
+    if a.at_step is not None:
+        return step >= a.at_step
+    return now >= (a.at_time or 0.0)
+
+
+def _next_time(pending: list[Arrival]) -> float:
+    return pending[0].at_time or 0.0 if pending else 0.0
