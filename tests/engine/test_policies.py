@@ -42,6 +42,7 @@ def _workload(tok):
 
 
 @pytest.mark.engine
+@pytest.mark.timeout(2400)  # five engine starts
 def test_greedy_outputs_identical_under_every_policy(
     tiny_path, run_scenario, tmp_path, known_probe
 ):

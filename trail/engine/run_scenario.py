@@ -39,7 +39,12 @@ def main(spec_path: str, out_path: str) -> None:
             for a in phase
         ]
         done = StepDriver(llm.llm_engine).run(arrivals)
-        results.update({rid: asdict(f) for rid, f in done.items()})
+        results.update(
+            {
+                rid: {**asdict(f), "latency_s": f.latency_s, "ttft_s": f.ttft_s}
+                for rid, f in done.items()
+            }
+        )
     with open(out_path, "w") as f:
         json.dump(results, f)
 
