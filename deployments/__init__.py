@@ -1,0 +1,1 @@
+"""Serve application builders and config YAMLs (`serve run deployments/cpu.yaml`)."""

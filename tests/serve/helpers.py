@@ -1,0 +1,81 @@
+"""Shared helpers: loopback-only Ray settings, free ports, app configs for the tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "RAY_worker_niceness": "0",  # Ray's default 15 starves replicas on a busy shared machine
+}
+
+
+def apply_ray_env() -> None:
+    os.environ.update(RAY_ENV)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tiny_args(load_dir: Path, **over: Any) -> dict[str, Any]:
+    """A two-replica tiny-model app: the smallest real engines (1 GiB KV, eager)."""
+    args: dict[str, Any] = {
+        "served_model_name": "tiny",
+        "engine": {
+            "model": "tiny",
+            "dtype": "float32",
+            "max_model_len": 512,
+            "max_num_seqs": 4,
+            "kv_cache_gib": 1,
+            "enforce_eager": True,
+            "trail": {"policy": "trail-oracle"},
+        },
+        "replicas": {
+            "num_replicas": 2,
+            "num_cpus": 0.25,
+            "max_ongoing_requests": 16,
+            "env": {"VLLM_CPU_OMP_THREADS_BIND": "nobind"},
+        },
+        "router": {"kind": "trail", "stats_period_s": 0.2},
+        "ingress": {"num_cpus": 0.1, "max_inflight": 12, "retry_after_s": 2},
+        "load_dir": str(load_dir),
+    }
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(args.get(key), dict):
+            args[key] = {**args[key], **value}
+        else:
+            args[key] = value
+    return args
+
+
+def replica_stats(load_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each replica's last record_routing_stats, as it wrote it next to its EngineLoad."""
+    out = {}
+    for path in load_dir.glob("*.replica.json"):
+        try:
+            stats = json.loads(path.read_text())
+        except ValueError:
+            continue
+        out[stats["replica"]] = stats
+    return out
+
+
+def wait_for(predicate, timeout_s: float, interval_s: float = 0.1) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return predicate()

@@ -1,0 +1,85 @@
+"""The Serve application builder: `serve run deployments/cpu.yaml` calls `build_app(args)`.
+
+Ray validates `args` into ServeConfig (typed builder argument); everything else is derived here
+once, so replicas receive one finished config.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+from ray.serve.config import RequestRouterConfig
+
+from trail.serve.config import ServeConfig
+from trail.serve.ingress import Router
+from trail.serve.llm_server import LLMServer
+from trail.serve.redis_host import resolve_redis_url
+from trail.serve.routers import ROUTER_CLASSES
+
+DEFAULT_METRICS_DIR = "/tmp/trail-metrics"
+
+
+def finish_config(cfg: ServeConfig) -> ServeConfig:
+    """Fill what the YAML may leave open: the Redis URL and the replicas' load directory."""
+    redis_url = resolve_redis_url(cfg.redis_url)
+    load_dir = cfg.load_dir or tempfile.mkdtemp(prefix="trail-load-")
+    return cfg.model_copy(update={"redis_url": redis_url, "load_dir": load_dir})
+
+
+def worker_env() -> dict[str, str]:
+    """Environment every replica needs (Ray runtime_env; no scattered env reads elsewhere)."""
+    return {
+        "PROMETHEUS_MULTIPROC_DIR": os.environ.get("PROMETHEUS_MULTIPROC_DIR", DEFAULT_METRICS_DIR),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+
+
+def router_config(cfg: ServeConfig) -> RequestRouterConfig:
+    kwargs = {} if cfg.router.kind == "pow2" else {"router_name": cfg.router.kind}
+    return RequestRouterConfig(
+        request_router_class=ROUTER_CLASSES[cfg.router.kind],
+        request_router_kwargs=kwargs,
+        request_routing_stats_period_s=cfg.router.stats_period_s,
+        request_routing_stats_timeout_s=cfg.router.stats_timeout_s,
+    )
+
+
+def llm_actor_options(cfg: ServeConfig) -> dict[str, Any]:
+    """A replica is one actor holding all GPUs of its TP group, so they share a node."""
+    opts: dict[str, Any] = {
+        "num_cpus": cfg.replicas.num_cpus,
+        "num_gpus": cfg.replicas.num_gpus,
+        "runtime_env": {"env_vars": {**worker_env(), **cfg.replicas.env}},
+    }
+    if cfg.replicas.accelerator_type:
+        opts["accelerator_type"] = cfg.replicas.accelerator_type
+    return opts
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    cfg = finish_config(ServeConfig.model_validate(args))
+    payload = cfg.model_dump(mode="json")
+    llm = serve.deployment(LLMServer).options(
+        name="LLMServer",
+        num_replicas=cfg.replicas.num_replicas,
+        ray_actor_options=llm_actor_options(cfg),
+        max_ongoing_requests=cfg.replicas.max_ongoing_requests,
+        max_queued_requests=cfg.replicas.max_queued_requests,
+        request_router_config=router_config(cfg),
+        health_check_timeout_s=60,
+    )
+    ingress = serve.deployment(Router).options(
+        name="Router",
+        ray_actor_options={
+            "num_cpus": cfg.ingress.num_cpus,
+            "runtime_env": {"env_vars": worker_env()},
+        },
+        max_ongoing_requests=cfg.ingress.max_inflight + 16,
+    )
+    return ingress.bind(llm.bind(payload), payload)

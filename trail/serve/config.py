@@ -1,0 +1,91 @@
+"""Serve settings as pydantic models, validated from the Serve YAML's application `args`.
+
+One `ServeConfig` describes the whole application (engine, replicas, router, limits); the app
+builder validates it once and hands the same object to every deployment, so the ingress and the
+replicas can never disagree about, say, `max_model_len`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from trail.engine.config import EngineConfig
+from trail.models.paths import smollm2_dir, tiny_dir
+
+MODEL_ALIASES = {"smollm2": smollm2_dir, "tiny": tiny_dir}
+RouterName = Literal["trail", "pow2", "round_robin"]
+
+
+def resolve_model(model: str) -> str:
+    """`smollm2` / `tiny` name the prepared local models; anything else is a path or HF id."""
+    factory = MODEL_ALIASES.get(model)
+    return str(factory()) if factory else os.path.expanduser(model)
+
+
+class ReplicaConfig(BaseModel):
+    """How many LLM replicas and what each asks Ray for (one replica = one TP group)."""
+
+    num_replicas: int = Field(1, ge=1)
+    num_cpus: float = Field(0.5, ge=0, description="CPU bookkeeping only; vLLM uses what it finds")
+    num_gpus: float = Field(0, ge=0, description="= tensor_parallel_size on GPUs (one node)")
+    accelerator_type: str | None = Field(None, description='e.g. "A100" to pin the GPU kind')
+    max_ongoing_requests: int = Field(64, ge=1, description="Serve: in flight per replica")
+    max_queued_requests: int = Field(
+        64, ge=-1, description="Serve: queued in the handle before 429 (-1: unbounded)"
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra env for replica processes (Ray runtime_env), e.g. "
+        "VLLM_CPU_OMP_THREADS_BIND=nobind so two CPU replicas are not both pinned to core 0",
+    )
+
+
+class RouterConfig(BaseModel):
+    """Which Ray Serve RequestRouter picks replicas, and how fresh its stats are."""
+
+    kind: RouterName = "trail"
+    stats_period_s: float = Field(0.2, gt=0, description="record_routing_stats period")
+    stats_timeout_s: float = Field(5.0, gt=0)
+
+
+class IngressConfig(BaseModel):
+    num_cpus: float = Field(0.25, ge=0)
+    max_inflight: int = Field(
+        256, ge=1, description="requests in flight in the ingress before it answers 429"
+    )
+    retry_after_s: int = Field(1, ge=0, description="Retry-After on 429/503")
+    api_key: str | None = Field(
+        None, description="bearer key; also read from $TRAIL_API_KEY in the ingress"
+    )
+
+
+class ServeConfig(BaseModel):
+    """The application: engine + TRAIL settings, replicas, router, ingress, observability."""
+
+    served_model_name: str = Field("smollm2", description="the `model` clients must send")
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    replicas: ReplicaConfig = Field(default_factory=ReplicaConfig)
+    router: RouterConfig = Field(default_factory=RouterConfig)
+    ingress: IngressConfig = Field(default_factory=IngressConfig)
+    prompt_predictor_path: str | None = Field(
+        None, description="PromptPredictor dir (default: the packaged one, if present)"
+    )
+    default_prediction: float = Field(
+        256.0, gt=0, description="predicted output tokens when no predictor is available"
+    )
+    redis_url: str | None = Field(None, description="None: embedded Redis started by the builder")
+    load_dir: str | None = Field(None, description="where replicas' engines publish EngineLoad")
+
+    model_config = {"extra": "forbid"}
+
+    @field_validator("engine", mode="after")
+    @classmethod
+    def _resolve_model(cls, engine: EngineConfig) -> EngineConfig:
+        return engine.model_copy(update={"model": resolve_model(engine.model)})
+
+    @property
+    def policy(self) -> str:
+        return self.engine.trail.policy if self.engine.trail else "vllm-fcfs"

@@ -1,0 +1,65 @@
+"""OpenAI-style errors: `{"error": {"message", "type", "param", "code"}}` with a 4xx/5xx status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+
+class OpenAIError(Exception):
+    """Raised anywhere in the ingress; one handler turns it into the OpenAI error body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def from_validation_error(err: ValidationError) -> OpenAIError:
+    """The first pydantic complaint, named by its field path (what a client needs to fix)."""
+    first = err.errors()[0]
+    param = ".".join(str(p) for p in first.get("loc", ())) or None
+    kind = first.get("type", "")
+    code = "unknown_parameter" if kind == "extra_forbidden" else "invalid_value"
+    if kind == "missing":
+        code = "missing_required_parameter"
+    message = f"{param}: {first.get('msg', 'invalid')}" if param else first.get("msg", "invalid")
+    return OpenAIError(400, message, param=param, code=code)
+
+
+def overloaded(retry_after_s: int, why: str) -> OpenAIError:
+    return OpenAIError(
+        429,
+        f"server overloaded ({why}); retry later",
+        type="rate_limit_error",
+        code="overloaded",
+        headers={"Retry-After": str(retry_after_s)},
+    )
