@@ -13,8 +13,11 @@ setup:
 models: setup
 	@$(BIN)/trail model prepare
 
+# the main job on the CPU default: the Serve app (router + a SmolLM2 replica with TRAIL, embedded
+# Redis) on loopback, a short load through the OpenAI HTTP API, a JSON report, then shutdown
 run: models
-	$(BIN)/trail generate "In two sentences, why does shortest-job-first reduce mean latency?" --max-tokens 96
+	$(BIN)/trail generate "In two sentences, why does shortest-job-first reduce mean latency?" --max-tokens 64
+	$(BIN)/python -m ops.loadtest.serve_load --policy trail --replicas 1 --requests 8 --concurrency 4 --max-tokens 64
 
 test: models
 	$(BIN)/python -m pytest -q -ra tests

