@@ -32,8 +32,11 @@ def test_scheduler_writes_complete_records(tiny_path, known_probe, run_scenario)
             },
         }
         arrivals = [
-            {"id": f"s{i}", "prompt_ids": chat_prompt_ids(tok, t),
-             "params": {"max_tokens": N_OUT, "ignore_eos": True}}
+            {
+                "id": f"s{i}",
+                "prompt_ids": chat_prompt_ids(tok, t),
+                "params": {"max_tokens": N_OUT, "ignore_eos": True},
+            }
             for i, t in enumerate(texts)
         ]
         run_scenario(engine, [arrivals])

@@ -11,7 +11,7 @@ def generate(
     prompt: str = typer.Argument(..., help="User message (chat template applied)"),
     max_tokens: int = typer.Option(128, min=1),
     model: str = typer.Option(None, help="Model folder (default: prepared SmolLM2)"),
-    dtype: str = typer.Option("bfloat16"),
+    dtype: str = typer.Option("float32"),
     eager: bool = typer.Option(True, help="enforce_eager (no torch.compile warm-up)"),
 ) -> None:
     """Greedy chat generation through vLLM; prints the text and timings."""

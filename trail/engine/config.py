@@ -17,7 +17,9 @@ class EngineConfig(BaseModel):
     """What a vLLM engine needs, with CPU-friendly defaults."""
 
     model: str = Field(default_factory=lambda: str(smollm2_dir()))
-    dtype: Literal["bfloat16", "float32", "float16", "auto"] = "bfloat16"
+    # fp32 by default: without AVX512-BF16 (this 2-core AVX2 CPU) bf16 matmuls run ~8x slower;
+    # the weights are the same bf16 values either way
+    dtype: Literal["bfloat16", "float32", "float16", "auto"] = "float32"
     max_model_len: int = 2048
     max_num_seqs: int = 32
     max_num_batched_tokens: int | None = None

@@ -7,10 +7,12 @@ sides of the validation can never disagree about what distribution they mean.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 Array = np.ndarray
@@ -31,13 +33,13 @@ class SizeDist:
     def second_moment(self) -> float:
         return float(self.frozen.moment(2))  # type: ignore[attr-defined]
 
-    def cdf(self, x: Array) -> Array:
+    def cdf(self, x: ArrayLike) -> Array:
         return self.frozen.cdf(x)  # type: ignore[attr-defined]
 
-    def ppf(self, u: Array) -> Array:
+    def ppf(self, u: ArrayLike) -> Array:
         return self.frozen.ppf(u)  # type: ignore[attr-defined]
 
-    def pdf(self, x: Array) -> Array:
+    def pdf(self, x: ArrayLike) -> Array:
         return self.frozen.pdf(x)  # type: ignore[attr-defined]
 
     def sample(self, rng: np.random.Generator, n: int) -> Array:
@@ -72,13 +74,13 @@ class EmpiricalLengths:
         counts, _ = np.histogram(lengths, bins=self.edges)
         self.cum = np.concatenate([[0.0], np.cumsum(counts) / counts.sum()])
 
-    def cdf(self, x: Array) -> Array:
-        return np.interp(x, self.edges, self.cum)
+    def cdf(self, x: ArrayLike) -> Array:
+        return np.interp(np.asarray(x, dtype=float), self.edges, self.cum)
 
-    def ppf(self, u: Array) -> Array:
-        return np.interp(u, self.cum, self.edges)
+    def ppf(self, u: ArrayLike) -> Array:
+        return np.interp(np.asarray(u, dtype=float), self.cum, self.edges)
 
-    def pdf(self, x: Array) -> Array:
+    def pdf(self, x: ArrayLike) -> Array:
         dens = np.diff(self.cum) / np.diff(self.edges)
         idx = np.clip(np.searchsorted(self.edges, x, side="right") - 1, 0, len(dens) - 1)
         inside = (np.asarray(x) >= self.edges[0]) & (np.asarray(x) < self.edges[-1])
@@ -125,7 +127,11 @@ def by_name(spec: str) -> SizeDist:
     kind, *args = spec.split(":")
     if kind == "file":
         return empirical_from_file(Path(":".join(args)))
-    makers = {"exp": exponential, "lognormal": lognormal, "bpareto": bounded_pareto}
+    makers: dict[str, Callable[..., SizeDist]] = {
+        "exp": exponential,
+        "lognormal": lognormal,
+        "bpareto": bounded_pareto,
+    }
     if kind not in makers:
         raise ValueError(
             f"unknown size distribution {spec!r}; use one of {sorted(makers)} or file:PATH"

@@ -66,24 +66,39 @@ class _RankProfile:
         return self.h_at_knots[j] + (s - self.knots[j]) * self.slope[j]
 
 
-def _old_tail_work(cloud: Cloud, lam: float, c: float, thresholds: Array, chunk: int = 16) -> Array:
-    """lam E[(X' - b(R', r))_+^2 ; R' > r]: second moment of the old work of jobs that arrive with
-    a worse rank than r and become relevant at age b = min(R' - r, a1(R'))."""
+def _old_tail_work(cloud: Cloud, lam: float, c: float, t: Array) -> Array:
+    """lam E[(X' - b(R', t))_+^2 ; R' > t] for every threshold t, exactly, in O(N log N).
+
+    An old job that arrives ranked worse than t becomes relevant at age b = min(R' - t, a1(R')).
+    As a function of t its contribution is piecewise: (t + X' - R')^2 on [L, R') with
+    L = max(R' - a1, R' - X'), the constant (X' - a1)_+^2 for t < R' - a1, and 0 elsewhere;
+    so the sum is a quadratic in t with coefficients read off sorted cumulative sums.
+    """
     a1 = min(c, 1.0) * cloud.r
-    out = np.empty(len(thresholds))
-    for i in range(0, len(thresholds), chunk):
-        t = thresholds[i : i + chunk, None]
-        start = np.minimum(cloud.r[None, :] - t, a1[None, :])
-        tail = np.where(cloud.r[None, :] > t, np.maximum(cloud.x[None, :] - start, 0.0) ** 2, 0.0)
-        out[i : i + chunk] = lam * tail @ cloud.w
-    return out
+    d = cloud.x - cloud.r
+    start = np.maximum(cloud.r - a1, cloud.r - cloud.x)
+    quad = np.zeros(len(t))
+    for power, coef in ((2, 1.0), (1, 2.0), (0, 1.0)):  # (t + d)^2 = t^2 + 2 d t + d^2
+        wd = cloud.w * d ** (2 - power)
+        quad += coef * t**power * (_sum_upto(start, wd, t) - _sum_upto(cloud.r, wd, t))
+    const = cloud.w * np.maximum(cloud.x - a1, 0.0) ** 2
+    quad += const.sum() - _sum_upto(cloud.r - a1, const, t)
+    return lam * quad
 
 
-def _threshold_grid(r: Array, n: int = 600) -> Array:
-    """Where to evaluate the (smooth) waiting term: every point for small clouds, else a log grid."""
-    if len(r) <= 5000:
-        return np.unique(r)
-    return np.geomspace(r.min(), r.max(), n)
+def _sum_upto(keys: Array, values: Array, t: Array) -> Array:
+    """sum of values[k] over keys[k] <= t, for every t."""
+    order = np.argsort(keys, kind="stable")
+    cum = np.concatenate([[0.0], np.cumsum(values[order])])
+    return cum[np.searchsorted(keys[order], t, side="right")]
+
+
+def _old_tail_work_direct(cloud: Cloud, lam: float, c: float, t: Array) -> Array:
+    """The same sum term by term (O(N x len(t))): the test oracle for `_old_tail_work`."""
+    a1 = min(c, 1.0) * cloud.r
+    start = np.minimum(cloud.r[None, :] - t[:, None], a1[None, :])
+    tail = np.maximum(cloud.x[None, :] - start, 0.0) ** 2
+    return lam * np.where(cloud.r[None, :] > t[:, None], tail, 0.0) @ cloud.w
 
 
 def sprpt_lp_mean_response(cloud: Cloud, lam: float, c: float) -> float:
@@ -96,17 +111,13 @@ def sprpt_lp_mean_response(cloud: Cloud, lam: float, c: float) -> float:
     if load >= 1.0:
         return math.inf
     prof = _RankProfile(cloud, lam)
-    grid = _threshold_grid(cloud.r)
-    old_sq = prof.m2_upto(grid) + _old_tail_work(cloud, lam, c, grid)
-    wait = old_sq / (2.0 * (1.0 - prof.rho_upto(grid)) * (1.0 - prof.rho_below(grid)))
-    if len(grid) == len(np.unique(cloud.r)) and len(grid) <= 5000:
-        wait_at = np.interp(cloud.r, grid, wait)
-    else:
-        wait_at = np.interp(np.log(cloud.r), np.log(grid), wait)
-    preemptible_service = np.minimum(min(c, 1.0) * cloud.r, cloud.x)
-    residence = prof.h(cloud.r) - prof.h(cloud.r - preemptible_service)
+    r = cloud.r
+    old_sq = prof.m2_upto(r) + _old_tail_work(cloud, lam, c, r)
+    wait = old_sq / (2.0 * (1.0 - prof.rho_upto(r)) * (1.0 - prof.rho_below(r)))
+    preemptible_service = np.minimum(min(c, 1.0) * r, cloud.x)
+    residence = prof.h(r) - prof.h(r - preemptible_service)
     residence += cloud.x - preemptible_service
-    return float(cloud.w @ (wait_at + residence))
+    return float(cloud.w @ (wait + residence))
 
 
 def fcfs_mean_response(size: SizeDist, lam: float) -> float:

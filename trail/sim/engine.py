@@ -1,0 +1,294 @@
+"""An iteration-level batched LLM engine (vLLM v1-like), scheduled by `trail.policy`.
+
+Each step decodes one token for every running request and prefills the newly admitted ones
+(prompt + tokens already generated: preemption is recompute, as in vLLM v1). KV memory is counted
+in blocks and grows by one token per request per step; when the next step would not fit,
+`kv_pressure_victim` gives up its blocks. Waiting requests are ordered by `sort_key` and swapped in
+by `plan_preemptions`, exactly the calls the vLLM scheduler makes.
+
+Speed: between scheduling events (a completion, an arrival, KV exhaustion, or a refinement epoch
+while someone waits) the batch does not change, so a run of identical decode steps is executed at
+once ("macro-step"). Without aging this is exact: in between, running ranks only count down and
+waiting ranks stay put, so no decision could change.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from trail.policy import (
+    PolicyConfig,
+    PredictionSource,
+    get_policy,
+    kv_pressure_victim,
+    plan_preemptions,
+    predicted_remaining,
+    sort_key,
+)
+from trail.sim.costmodel import CostModel, run_time, steps_within
+from trail.sim.workload import SimRequest
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    max_num_seqs: int = 48
+    kv_tokens: int = 32_768  # KV cache capacity in tokens (blocks * block_size)
+    block_size: int = 16
+    max_batched_tokens: int = 4096  # prefill token budget of one step
+    refine_every: int = 8  # steps between probe refinements (the release's default)
+    refine_sigma: float = 0.4  # lognormal error of the refined remaining-length estimate
+    max_run_steps: int = (
+        1 << 30
+    )  # 1 = decide at every step (slow; tests that macro-steps are exact)
+    cost: CostModel = field(default_factory=CostModel)
+
+    @property
+    def kv_blocks(self) -> int:
+        return self.kv_tokens // self.block_size
+
+
+ROUTER_VIEW = get_policy("trail-prompt")  # what a router estimates work with, whatever the policy
+
+
+class Board:
+    """Per-engine numbers a router reads without touching the engines (vectorised)."""
+
+    def __init__(self, n: int) -> None:
+        self.wake = np.full(n, math.inf)  # next time the engine has something to do
+        self.qlen = np.zeros(n)
+        self.work0 = np.zeros(n)  # predicted remaining tokens at t0
+        self.decoding = np.zeros(n)  # tokens/step by which work falls during the current run
+        self.t0 = np.zeros(n)
+        self.dt0 = np.ones(n)
+        self.ddt = np.zeros(n)
+        self.k = np.zeros(n)
+
+    def work_at(self, t: float) -> np.ndarray:
+        elapsed = np.maximum(t - self.t0, 0.0)
+        p = self.dt0 - self.ddt / 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            quad = np.floor((-p + np.sqrt(p * p + 2 * self.ddt * elapsed)) / self.ddt)
+        steps = np.where(self.ddt > 0, quad, np.floor(elapsed / self.dt0))
+        return self.work0 - self.decoding * np.clip(steps, 0, self.k)
+
+    def work_at_one(self, i: int, t: float) -> float:
+        elapsed = max(t - self.t0[i], 0.0)
+        steps = min(steps_within(self.dt0[i], self.ddt[i], elapsed), self.k[i])
+        return max(self.work0[i] - self.decoding[i] * steps, 0.0)
+
+
+class Engine:
+    def __init__(
+        self, idx: int, cfg: EngineConfig, policy: PolicyConfig, board: Board, seed: int
+    ) -> None:
+        self.idx, self.cfg, self.policy, self.board = idx, cfg, policy, board
+        self.rng = np.random.default_rng(seed)
+        self.clock = 0.0
+        self.running: list[SimRequest] = []
+        self.waiting: list[SimRequest] = []
+        self.inbox: list[SimRequest] = []
+        self.decided = True
+        self.plan: tuple[float, float, int, list[SimRequest]] = (
+            0.0,
+            0.0,
+            0,
+            [],
+        )  # dt0, ddt, k, prefill
+        self.plan_end = math.inf
+        self.area = 0.0  # integral of requests in system over time, for Little's law
+        self.steps = 0
+        self.preemptions = 0
+        self.recomputed_tokens = 0
+
+    # ----- what the cluster calls -------------------------------------------------------------
+    def advance(self, t: float) -> None:
+        """Run every step that ends by `t`; decide at boundaries once all arrivals there are in."""
+        while True:
+            if not self.decided:
+                if self.clock >= t:
+                    return
+                self._decide()
+            if self.plan_end > t or self.plan_end == math.inf:
+                return
+            self._execute(self.plan[2])
+
+    def deliver(self, req: SimRequest, t: float) -> None:
+        """A new request at time t joins at the first step boundary at or after t."""
+        self.advance(t)
+        if self.decided and self.plan_end == math.inf:
+            self.clock = t  # idle: wake up now
+            self.decided = False
+        elif self.decided:
+            dt0, ddt, k, _ = self.plan
+            elapsed = t - self.clock
+            j = steps_within(dt0, ddt, elapsed)
+            j = j + 1 if run_time(dt0, ddt, j) < elapsed else j
+            self._execute(max(1, min(j, k)))
+        req.engine = self.idx
+        req.state.enter_waiting(t)
+        self.inbox.append(req)
+        self._publish(added=req)
+
+    def finished(self) -> bool:
+        return not (self.running or self.waiting or self.inbox)
+
+    # ----- scheduling at a step boundary ------------------------------------------------------
+    def _decide(self) -> None:
+        self._absorb_inbox()
+        self.decided = True
+        if not self.running and not self.waiting:
+            self.plan, self.plan_end = (0.0, 0.0, 0, []), math.inf
+            self._publish()
+            return
+        self._refine_running()
+        self._relieve_kv()
+        admitted = self._admit()
+        self._plan_steps(admitted)
+        self._publish()
+
+    def _absorb_inbox(self) -> None:
+        for req in self.inbox:
+            self.area += self.clock - req.arrival
+        self.waiting.extend(self.inbox)
+        self.inbox.clear()
+
+    def _refine_running(self) -> None:
+        """Stand-in for the probe: every `refine_every` tokens a fresh noisy estimate of what is
+        left (lognormal error), counting down in between, as in the release."""
+        if self.policy.source is not PredictionSource.REFINED:
+            return
+        for req in self.running:
+            epoch = req.state.generated // self.cfg.refine_every
+            if epoch > req.refine_epoch:
+                req.refine_epoch = epoch
+                noise = math.exp(self.cfg.refine_sigma * self.rng.standard_normal())
+                req.state.refine(req.remaining * noise)
+
+    def _blocks(self, tokens: int) -> int:
+        return -(-tokens // self.cfg.block_size)
+
+    def _kv_need(self, extra_steps: int = 0) -> int:
+        return sum(
+            self._blocks(r.prompt_len + r.state.generated + 1 + extra_steps) for r in self.running
+        )
+
+    def _relieve_kv(self) -> None:
+        while self.running and self._kv_need() > self.cfg.kv_blocks:
+            victim = kv_pressure_victim([r.state for r in self.running], self.policy)
+            self._preempt(next(r for r in self.running if r.state is victim))
+
+    def _preempt(self, req: SimRequest) -> None:
+        self.running.remove(req)
+        req.state.preemptions += 1
+        req.state.enter_waiting(self.clock)
+        self.waiting.append(req)
+        self.preemptions += 1
+
+    def _admit(self) -> list[SimRequest]:
+        if not self.waiting:
+            return []
+        ranked = sorted(self.waiting, key=lambda r: sort_key(r.state, self.clock, self.policy))
+        free = self.cfg.max_num_seqs - len(self.running)
+        victims = plan_preemptions(
+            [r.state for r in self.running],
+            [r.state for r in ranked],
+            free,
+            self.clock,
+            self.policy,
+        )
+        for v in victims:
+            self._preempt(next(r for r in self.running if r.state is v))
+        admitted: list[SimRequest] = []
+        free_blocks = self.cfg.kv_blocks - self._kv_need()
+        budget = self.cfg.max_batched_tokens
+        for req in ranked:
+            tokens = req.prompt_len + req.state.generated
+            blocks = self._blocks(tokens + 1)
+            full = len(self.running) >= self.cfg.max_num_seqs
+            if full or blocks > free_blocks or (tokens > budget and admitted):
+                break
+            free_blocks, budget = free_blocks - blocks, budget - tokens
+            self.waiting.remove(req)
+            req.state.leave_waiting()
+            self.running.append(req)
+            admitted.append(req)
+        return admitted
+
+    # ----- executing steps --------------------------------------------------------------------
+    def _plan_steps(self, admitted: list[SimRequest]) -> None:
+        n = len(self.running)
+        if not n:
+            big = min(self.waiting, key=lambda r: r.prompt_len + r.state.generated)
+            raise ValueError(
+                f"request {big.state.request_id} can never fit the KV cache ({self.cfg.kv_tokens} tokens)"
+            )
+        ctx = sum(r.prompt_len + r.state.generated for r in self.running)
+        if admitted:
+            prefill = sum(r.prompt_len + r.state.generated for r in admitted)
+            self.recomputed_tokens += sum(r.state.generated for r in admitted)
+            dt0 = self.cfg.cost.step_time(prefill, n - len(admitted), ctx - prefill)
+            self.plan = (dt0, 0.0, 1, admitted)
+        else:
+            k = min(min(r.remaining for r in self.running), self.cfg.max_run_steps)
+            if self.waiting:
+                k = min(k, self.cfg.refine_every)
+            k = self._steps_before_kv_full(k)
+            dt0, ddt = self.cfg.cost.decode_run(n, ctx)
+            self.plan = (dt0, ddt, k, [])
+        dt0, ddt, k, _ = self.plan
+        self.plan_end = self.clock + run_time(dt0, ddt, k)
+
+    def _steps_before_kv_full(self, k: int) -> int:
+        """Largest j <= k such that steps 0..j-1 all fit in the KV cache (at least 1)."""
+        n, free = len(self.running), self.cfg.kv_blocks - self._kv_need()
+        if free >= n * (k // self.cfg.block_size + 1):
+            return k
+        lo, hi = 1, k  # step 0 fits (relieved); find the last fitting step index + 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self._kv_need(mid - 1) <= self.cfg.kv_blocks:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def _execute(self, j: int) -> None:
+        """Run the first j steps of the plan; completions happen only at the plan's end."""
+        dt0, ddt, k, prefill = self.plan
+        start = self.clock
+        elapsed = run_time(dt0, ddt, j)
+        self.area += (len(self.running) + len(self.waiting)) * elapsed
+        self.clock = start + elapsed
+        self.steps += j
+        for req in prefill:
+            if req.state.generated == 0:
+                req.first_token = start + dt0
+        done = []
+        for req in self.running:
+            req.state.generated += j
+            if req.state.generated >= req.output_len:
+                req.finish = self.clock
+                done.append(req)
+        for req in done:
+            self.running.remove(req)
+        self.decided = False
+        self._publish()
+
+    def _publish(self, added: SimRequest | None = None) -> None:
+        """Exact predicted work at each decision; in between, the run's count-down (cheap)."""
+        b, i = self.board, self.idx
+        b.qlen[i] = len(self.running) + len(self.waiting) + len(self.inbox)
+        if not self.decided:
+            b.work0[i] = float(b.work_at_one(i, self.clock))
+            if added is not None:
+                b.work0[i] += predicted_remaining(added.state, ROUTER_VIEW)
+            b.wake[i], b.decoding[i], b.k[i], b.t0[i] = self.clock, 0.0, 0, self.clock
+            return
+        dt0, ddt, k, _ = self.plan
+        b.wake[i], b.decoding[i], b.k[i] = self.plan_end, len(self.running), k
+        b.t0[i], b.dt0[i], b.ddt[i] = self.clock, max(dt0, 1e-12), ddt
+        everyone = self.running + self.waiting
+        b.work0[i] = sum(predicted_remaining(r.state, ROUTER_VIEW) for r in everyone)
