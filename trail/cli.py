@@ -12,6 +12,7 @@ from trail.models.cli import app as model_app
 from trail.predict.eval_cli import app as eval_app
 from trail.predict.profile_cli import app as profile_app
 from trail.predict.train_cli import app as train_app
+from trail.sim.cli import app as sim_app
 from trail.store.cli import app as inspect_app
 
 app = typer.Typer(help="TRAIL-serve: length-aware LLM serving.", no_args_is_help=True)
@@ -24,6 +25,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(profile_app, name="profile")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
+app.add_typer(sim_app, name="sim")
 
 
 def main() -> None:
