@@ -64,6 +64,7 @@ def test_limited_preemption_window_is_c_times_initial():
     assert is_preemptible(st("a", initial=100, generated=80), cfg)
     assert not is_preemptible(st("a", initial=100, generated=81), cfg)
     assert not is_preemptible(st("a", initial=100, generated=1), get_policy("trail", c=0.0))
+    assert not is_preemptible(st("a", initial=100, generated=0), get_policy("trail", c=0.0))
     assert not is_preemptible(st("a", initial=100, generated=0), get_policy("sjf-prompt"))
 
 

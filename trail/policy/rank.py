@@ -67,6 +67,7 @@ def is_preemptible(s: LengthState, cfg: PolicyConfig) -> bool:
     """Limited preemption: only young requests (age <= c x initial prediction), a bounded number of times."""
     return (
         cfg.preemptive
+        and cfg.c > 0  # c = 0 turns preemption off, even at age 0
         and s.preemptions < cfg.max_preemptions
         and s.generated <= cfg.c * initial_prediction(s, cfg)
     )
