@@ -4,6 +4,8 @@ wait under an adversarial stream of short ones."""
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 from tests.engine.conftest import read_events
@@ -106,10 +108,9 @@ def test_aging_bounds_the_wait_of_a_long_request(tiny_path, run_scenario, tmp_pa
     shorts_after = [
         r for rid, r in res.items() if rid.startswith("s") and r["arrival_s"] > long_["arrival_s"]
     ]
-    # without aging the long one would run last; with the bound it starts within bound + one
-    # short request's service (max_num_seqs=1)
-    service = max(r["finish_s"] - r["first_token_s"] for r in shorts_after) + 0.5
-    assert long_["ttft_s"] <= bound_s + service, long_
-    assert any(r["first_token_s"] > long_["finish_s"] for r in shorts_after), (
-        "the stream outlived it"
-    )
+    # without aging the long one would run after the whole stream; with the bound it starts
+    # within the bound plus about one short request's service (max_num_seqs=1)
+    service = statistics.median(r["finish_s"] - r["first_token_s"] for r in shorts_after)
+    assert long_["ttft_s"] <= bound_s + 2 * service + 0.25, long_
+    # and the adversarial stream was still being served when the long request finished
+    assert any(r["finish_s"] > long_["finish_s"] for r in shorts_after), "the stream ended first"
