@@ -4,7 +4,6 @@ wait under an adversarial stream of short ones."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.engine.conftest import read_events
