@@ -1,26 +1,54 @@
-"""One in-process Ray (loopback only) + the Serve app with two tiny-model replicas per module."""
+"""One in-process Ray (loopback only) + the Serve app with two tiny-model replicas, shared by
+every module of tests/serve (package scope: one start-up, about a minute on 2 cores).
+
+The app writes predictions to a test-owned real Redis (so tests can stop and restart it on the
+same port) and its metrics to a temp PROMETHEUS_MULTIPROC_DIR (so a test Prometheus sees only
+this app). Tests that change state put it back (Redis up, engines idle).
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.serve.helpers import apply_ray_env, free_port, tiny_args
+from trail.store.testing import RedisServer
 
 
-@pytest.fixture(scope="module")
-def serve_app(tiny_path):
-    """(base_url, load_dir) of a running app; everything is shut down afterwards."""
+@dataclass
+class ServeStack:
+    url: str
+    load_dir: Path
+    redis: RedisServer
+    metrics_dir: Path
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+
+@pytest.fixture(scope="package")
+def serve_app(tiny_path) -> Iterator[ServeStack]:  # noqa: ARG001 - the model must exist
+    """A running app; everything is shut down afterwards."""
     apply_ray_env()
     import ray
     from ray import serve
 
     from trail.serve.app import build_app
 
-    load_dir = Path(tempfile.mkdtemp(prefix="trail-serve-test-"))
+    root = Path(tempfile.mkdtemp(prefix="trail-serve-test-"))
+    load_dir, metrics_dir = root / "load", root / "metrics"
+    load_dir.mkdir()
+    metrics_dir.mkdir()
+    saved_metrics_env = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # read by build_app's worker_env
+    redis = RedisServer().start()
     port = free_port()
     ray.init(
         address="local",
@@ -31,9 +59,15 @@ def serve_app(tiny_path):
     )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(build_app(tiny_args(load_dir)), name="trail", route_prefix="/")
-        yield f"http://127.0.0.1:{port}", load_dir
+        args = tiny_args(load_dir, redis_url=redis.url)
+        serve.run(build_app(args), name="trail", route_prefix="/")
+        yield ServeStack(f"http://127.0.0.1:{port}", load_dir, redis, metrics_dir)
     finally:
         serve.shutdown()
         ray.shutdown()
-        shutil.rmtree(load_dir, ignore_errors=True)
+        redis.close()
+        if saved_metrics_env is None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = saved_metrics_env
+        shutil.rmtree(root, ignore_errors=True)

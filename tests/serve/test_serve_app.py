@@ -38,7 +38,7 @@ def wait_idle(load_dir, timeout_s: float = 60) -> dict:
 def test_openai_client_chat_streaming_and_not(serve_app):
     from openai import OpenAI
 
-    url, _ = serve_app
+    url = serve_app.url
     client = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=120)
     assert [m.id for m in client.models.list()] == ["tiny"]
     resp = client.chat.completions.create(
@@ -83,7 +83,7 @@ def test_openai_client_chat_streaming_and_not(serve_app):
     ],
 )
 def test_bad_requests_get_openai_errors(serve_app, body, status, param):
-    url, _ = serve_app
+    url = serve_app.url
     kw = {"content": body} if isinstance(body, bytes) else {"json": body}
     r = httpx.post(url + CHAT, timeout=30, **kw)
     assert r.status_code == status, r.text
@@ -93,13 +93,13 @@ def test_bad_requests_get_openai_errors(serve_app, body, status, param):
 
 
 def test_unknown_route_is_an_openai_404(serve_app):
-    url, _ = serve_app
+    url = serve_app.url
     r = httpx.get(url + "/v1/nothing")
     assert r.status_code == 404 and "error" in r.json()
 
 
 def test_new_requests_go_to_the_lighter_replica_and_disconnect_aborts(serve_app):
-    url, load_dir = serve_app
+    url, load_dir = serve_app.url, serve_app.load_dir
     wait_idle(load_dir)
     with httpx.Client(timeout=60) as client:
         with client.stream(
@@ -148,7 +148,7 @@ async def short_pair(url: str) -> list[str]:
 
 
 def test_burst_spreads_so_predicted_work_stays_balanced(serve_app):
-    url, load_dir = serve_app
+    url, load_dir = serve_app.url, serve_app.load_dir
     wait_idle(load_dir)
     lengths = [96, 8, 48, 24, 96, 8, 48, 24, 64, 16]
 
@@ -172,7 +172,7 @@ def test_burst_spreads_so_predicted_work_stays_balanced(serve_app):
 
 def test_overload_answers_429_at_once(serve_app):
     """max_inflight=12 in the ingress: the 13th+ concurrent request is refused immediately."""
-    url, load_dir = serve_app
+    url, load_dir = serve_app.url, serve_app.load_dir
     wait_idle(load_dir)
 
     async def flood() -> list[tuple[int, float, str | None]]:
@@ -198,7 +198,7 @@ def test_overload_answers_429_at_once(serve_app):
 
 
 def test_metrics_route_has_router_decisions(serve_app):
-    url, _ = serve_app
+    url = serve_app.url
     text = httpx.get(url + "/metrics").text
     assert "trail_router_decisions_total" in text
     assert 'router="trail"' in text

@@ -29,6 +29,10 @@ class ReplicaMetrics:
         self._promoted = d.STARVATION_PROMOTIONS.labels(replica=replica)
         if policy is not None:
             d.POLICY_INFO.labels(replica=replica, policy=policy).set(1)
+        for reason in d.PREEMPTION_REASONS:  # zero-valued series, so rate() sees the first one
+            d.PREEMPTIONS.labels(replica=replica, reason=reason)
+        for phase in d.ERROR_PHASES:
+            d.PREDICTION_ABS_ERROR_TOKENS.labels(replica=replica, phase=phase)
 
     def set_queues(self, *, running: int, waiting: int) -> None:
         self._running.set(running)

@@ -72,6 +72,7 @@ class PredictionStore(StoreReader):
         self._closed = False
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="trail-store-writer", daemon=True)
+        _touch_counters()
         self._thread.start()
         atexit.register(_close_if_alive, weakref.ref(self))
 
@@ -229,3 +230,11 @@ def _close_if_alive(ref: weakref.ReferenceType[PredictionStore]) -> None:
     if store is not None:
         with contextlib.suppress(Exception):
             store.close()
+
+
+def _touch_counters() -> None:
+    """Zero-valued write/drop series per label, so a first drop is a rate, not a new series."""
+    for kind in m.STORE_EVENT_KINDS:
+        m.STORE_WRITES.labels(kind=kind)
+    for reason in m.STORE_DROP_REASONS:
+        m.STORE_DROPPED.labels(reason=reason)
