@@ -5,7 +5,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup models run test test-fast lint fmt
+.PHONY: setup models run test test-fast reliability lint fmt
 
 setup:
 	@bash scripts/setup.sh
@@ -21,6 +21,11 @@ run: models
 
 test: models
 	$(BIN)/python -m pytest -q -ra tests
+
+# overload, replica kill, hostile input + fuzz, disconnect storm, starvation, Redis faults; each
+# prints its figures (docs/reliability.md). All of them also run in `make test`.
+reliability: models
+	$(BIN)/python -m pytest -q -ra -s -m reliability tests
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not engine and not serve and not slow" tests

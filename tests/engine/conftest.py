@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.known_probe import write_known_probe
+
 
 def read_events(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -18,25 +20,9 @@ def base_id(engine_request_id: str) -> str:
 
 
 @pytest.fixture
-def known_probe(tmp_path, tiny_path):
-    """A probe with known weights for the tiny model: zero input weights, so it outputs the same
-    fixed distribution (uniform over 8 bins of 16 tokens) for every vector. It predicts nothing;
-    it exercises the capture -> probe -> refinement path with values a test can reason about."""
-    import torch
-
-    from trail.predict.bins import LengthBins
-    from trail.predict.probe import ProbeBundle, ProbeMLP
-
-    bins = LengthBins.uniform(8, 128)
-    probe = ProbeMLP(hidden=128, k=bins.k)
-    with torch.no_grad():
-        for p in probe.parameters():
-            p.zero_()
-    path = tmp_path / "known-probe"
-    ProbeBundle(probe=probe, layer=1, bins=bins, card={"note": "known weights, test only"}).save(
-        path
-    )
-    return path
+def known_probe(tmp_path, tiny_path):  # noqa: ARG001 - the tiny model must exist
+    """See tests/known_probe.py."""
+    return write_known_probe(tmp_path / "known-probe")
 
 
 @pytest.fixture

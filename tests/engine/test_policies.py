@@ -67,6 +67,7 @@ def test_greedy_outputs_identical_under_every_policy(
 
 
 @pytest.mark.engine
+@pytest.mark.reliability
 def test_aging_bounds_the_wait_of_a_long_request(tiny_path, run_scenario, tmp_path):
     from transformers import AutoTokenizer
 

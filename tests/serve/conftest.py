@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.known_probe import write_known_probe
 from tests.serve.helpers import apply_ray_env, free_port, tiny_args
 from trail.store.testing import RedisServer
 
@@ -59,7 +60,11 @@ def serve_app(tiny_path) -> Iterator[ServeStack]:  # noqa: ARG001 - the model mu
     )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
+        # the known probe runs beside the oracle ordering, so records and probe metrics fill in
+        probe = write_known_probe(root / "probe")
+        trail = {"policy": "trail-oracle", "probe_path": str(probe), "capture": True}
         args = tiny_args(load_dir, redis_url=redis.url)
+        args["engine"]["trail"] = trail
         serve.run(build_app(args), name="trail", route_prefix="/")
         yield ServeStack(f"http://127.0.0.1:{port}", load_dir, redis, metrics_dir)
     finally:

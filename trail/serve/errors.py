@@ -63,3 +63,15 @@ def overloaded(retry_after_s: int, why: str) -> OpenAIError:
         code="overloaded",
         headers={"Retry-After": str(retry_after_s)},
     )
+
+
+def replica_failed(retry_after_s: int, err: BaseException) -> OpenAIError:
+    """A replica died or became unreachable under this request: not retried by the server
+    (tokens may already have been generated and streamed); the client may retry."""
+    return OpenAIError(
+        503,
+        f"the replica serving this request failed ({type(err).__name__}); retry later",
+        type="server_error",
+        code="replica_unavailable",
+        headers={"Retry-After": str(retry_after_s)},
+    )

@@ -42,12 +42,13 @@ def replica_name() -> str:
         return uuid.uuid4().hex[:8]
 
 
-def engine_config_for_replica(cfg: ServeConfig, load_path: Path) -> EngineConfig:
-    """The engine config with this replica's load file (and Redis, once the engine takes it)."""
+def engine_config_for_replica(cfg: ServeConfig, name: str, load_path: Path) -> EngineConfig:
+    """The engine config with this replica's name (metric label, record field), load file and
+    Redis."""
     engine = cfg.engine.model_copy(deep=True)
     if engine.trail is not None:
-        update: dict[str, Any] = {"load_path": str(load_path)}
-        if "redis_url" in type(engine.trail).model_fields and cfg.redis_url:
+        update: dict[str, Any] = {"load_path": str(load_path), "replica": name}
+        if cfg.redis_url:
             update["redis_url"] = cfg.redis_url
         engine.trail = engine.trail.model_copy(update=update)
     return engine
@@ -63,7 +64,9 @@ class LLMServer:
         self.stats_path = load_dir / f"{self.name}.replica.json"
         self.inflight: dict[str, Inflight] = {}
         self.started_at = time.time()
-        self.engine = self._start_engine(engine_config_for_replica(self.cfg, self.load_path))
+        self.engine = self._start_engine(
+            engine_config_for_replica(self.cfg, self.name, self.load_path)
+        )
         self.ready_s = time.time() - self.started_at
         logger.info("replica %s: engine ready in %.1fs", self.name, self.ready_s)
 
@@ -123,6 +126,7 @@ class LLMServer:
             running, waiting = 0, len(self.inflight)
         return {
             "replica": self.name,
+            "pid": os.getpid(),
             "work_tokens": float(work),
             "running": running,
             "waiting": waiting,

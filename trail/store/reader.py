@@ -9,9 +9,23 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from trail.store.keys import Keys
 from trail.store.record import RequestRecord, decode_record
+
+
+def make_client(url: str, timeout_s: float) -> redis.Redis:
+    """A client whose failures surface quickly (a paused Redis must not hang a reader or the
+    writer): callers do their own retrying."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
 
 
 class StoreReader:
@@ -22,8 +36,10 @@ class StoreReader:
         self.keys = Keys(key_prefix)
 
     @classmethod
-    def from_url(cls, url: str, *, key_prefix: str = "trail:req:") -> StoreReader:
-        return cls(redis.Redis.from_url(url, socket_timeout=5.0), key_prefix=key_prefix)
+    def from_url(
+        cls, url: str, *, key_prefix: str = "trail:req:", timeout_s: float = 2.0
+    ) -> StoreReader:
+        return cls(make_client(url, timeout_s), key_prefix=key_prefix)
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """Full record incl. trajectory; also accepts the id without vLLM's engine suffix."""

@@ -18,29 +18,14 @@ import time
 import weakref
 from collections import deque
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from trail.metrics import definitions as m
 from trail.store.commands import BatchEncoder, Event
-from trail.store.reader import StoreReader
+from trail.store.reader import StoreReader, make_client
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 2.0
-
-
-def make_client(url: str, timeout_s: float) -> redis.Redis:
-    """A client whose failures surface quickly: our own loop does the retrying."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-    )
 
 
 class PredictionStore(StoreReader):

@@ -1,0 +1,25 @@
+"""A probe with known weights for the tiny test model (shared by engine and serve tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_known_probe(path: Path) -> Path:
+    """Zero weights, so it outputs the same fixed distribution (uniform over 8 bins of 16
+    tokens) for every vector: it predicts nothing, but exercises the capture -> probe ->
+    refinement path with values a test can reason about."""
+    import torch
+
+    from trail.predict.bins import LengthBins
+    from trail.predict.probe import ProbeBundle, ProbeMLP
+
+    bins = LengthBins.uniform(8, 128)
+    probe = ProbeMLP(hidden=128, k=bins.k)
+    with torch.no_grad():
+        for p in probe.parameters():
+            p.zero_()
+    ProbeBundle(probe=probe, layer=1, bins=bins, card={"note": "known weights, test only"}).save(
+        path
+    )
+    return path
