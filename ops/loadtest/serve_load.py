@@ -95,6 +95,18 @@ async def load(url: str, model: str, n: int, concurrency: int, max_tokens: int) 
     }
 
 
+def online_accuracy_from(redis_url: str | None, n: int) -> dict:
+    """Initial vs refined MAE of the last n requests, from the records the app keeps in Redis."""
+    from trail.serve.redis_host import resolve_redis_url
+    from trail.store import StoreReader
+    from trail.store.record import online_accuracy
+
+    time.sleep(0.5)  # the writer flushes every 50 ms
+    records = StoreReader.from_url(resolve_redis_url(redis_url)).recent(n)
+    acc = online_accuracy(records)
+    return {k: round(v, 1) if isinstance(v, float) else v for k, v in acc.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2")
@@ -104,6 +116,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=40)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--redis-url", default=None, help="default: embedded Redis (stops with us)")
     args = ap.parse_args()
     os.environ.update(RAY_ENV)
     import ray
@@ -138,6 +151,7 @@ def main() -> None:
         },
         "router": {"kind": args.router},
         "load_dir": str(load_dir),
+        "redis_url": args.redis_url,
     }
     try:
         t1 = time.perf_counter()
@@ -149,6 +163,7 @@ def main() -> None:
         result = asyncio.run(
             load(url, args.model, args.requests, args.concurrency, args.max_tokens)
         )
+        result["online_accuracy"] = online_accuracy_from(args.redis_url, args.requests)
         report = {
             "ray_start_s": round(t_ray, 1),
             "app_ready_s": round(t_app, 1),
