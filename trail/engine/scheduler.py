@@ -66,8 +66,8 @@ class TrailScheduler(Scheduler):
     def _free_request(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         t = self.tracked.pop(request.request_id, None)
         if t is not None:
-            reason = request.get_finished_reason()
-            self.observer.finished(t, request.num_output_tokens, str(reason or "abort"))
+            reason = finish_reason_name(request.get_finished_reason())
+            self.observer.finished(t, request.num_output_tokens, reason)
         return super()._free_request(request, *args, **kwargs)
 
     def shutdown(self) -> None:
@@ -176,3 +176,8 @@ class TrailScheduler(Scheduler):
             t.trajectory.append((em.generated, expected))
             posterior = t.posterior.tolist()
         self.observer.emission(t, em, posterior)
+
+
+def finish_reason_name(reason: Any) -> str:
+    """vLLM's FinishReason is an IntEnum whose STOP is 0: test for None, never truthiness."""
+    return "abort" if reason is None else str(reason)
