@@ -17,14 +17,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
+from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trail.serve.config import ServeConfig
-from trail.serve.errors import OpenAIError, overloaded
+from trail.serve.errors import OpenAIError, overloaded, replica_failed
 from trail.serve.prediction import InitialPredictor
 from trail.serve.protocol import Chunk, EngineRequest
+from trail.serve.records import read_record
 from trail.serve.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -119,7 +121,7 @@ class Router:
     @api.get("/v1/trail/requests/{request_id}")
     async def trail_request(self, request_id: str, request: Request) -> dict[str, Any]:
         self._authorize(request)
-        return await _read_record(self.cfg.redis_url, request_id)
+        return await read_record(self.cfg.redis_url, request_id)
 
     @api.post("/v1/chat/completions")
     async def chat(self, request: Request) -> Response:
@@ -166,6 +168,9 @@ class Router:
         except BackPressureError:
             self.inflight -= 1
             raise overloaded(self.cfg.ingress.retry_after_s, "replica queues full") from None
+        except RayActorError as err:
+            self.inflight -= 1
+            raise replica_failed(self.cfg.ingress.retry_after_s, err) from err
         except BaseException:
             self.inflight -= 1
             raise
@@ -199,9 +204,17 @@ class Router:
             async for chunk in dispatch.gen:
                 parts.append(chunk.text)
                 finish, n = chunk.finish_reason or finish, chunk.completion_tokens
+        except RayActorError as err:
+            raise replica_failed(self.cfg.ingress.retry_after_s, err) from err
         finally:
             dispatch.close()
         return "".join(parts), finish, n
+
+    def _stream_error(self, rid: str, err: Exception) -> OpenAIError:
+        if isinstance(err, RayActorError):
+            return replica_failed(self.cfg.ingress.retry_after_s, err)
+        logger.exception("stream %s failed", rid, exc_info=err)
+        return OpenAIError(500, f"internal error: {type(err).__name__}", type="server_error")
 
     def _headers(self, rid: str, dispatch: Dispatch) -> dict[str, str]:
         return {"x-trail-request-id": rid, "x-trail-replica": dispatch.replica}
@@ -212,6 +225,8 @@ class Router:
                 async for event in events:
                     yield f"data: {json.dumps(event)}\n\n"
                 yield "data: [DONE]\n\n"
+            except Exception as err:  # headers are sent: the error becomes the last event
+                yield f"data: {json.dumps(self._stream_error(rid, err).body())}\n\n"
             finally:
                 dispatch.close()
 
@@ -242,22 +257,3 @@ class Router:
         if req.wants_usage_in_stream():
             use = usage(len(prepared.prompt_token_ids), n)
             yield completion_response(rid, req.model, "", None, use, chunk=True)
-
-
-async def _read_record(redis_url: str | None, request_id: str) -> dict[str, Any]:
-    """A request's stored predictions (404 when unknown, 503 when Redis is unreachable)."""
-    import asyncio
-
-    import redis
-
-    from trail.store import StoreReader
-
-    if not redis_url:
-        raise OpenAIError(503, "no prediction store configured", type="server_error")
-    try:
-        record = await asyncio.to_thread(StoreReader.from_url(redis_url).get, request_id)
-    except redis.RedisError as err:
-        raise OpenAIError(503, f"prediction store unreachable: {err}", type="server_error") from err
-    if record is None:
-        raise OpenAIError(404, f"no record for request {request_id}", code="not_found")
-    return record
