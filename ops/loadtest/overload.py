@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 
-from trail.bench.stats import poisson_arrivals
+from trail.bench.arrivals import arrival_times
 
 CHAT = "/v1/chat/completions"
 
@@ -87,7 +87,7 @@ async def open_loop(
 ) -> Outcomes:
     """Poisson arrivals for `duration_s`; waits for every request (each bounded by the deadline)."""
     arrivals = [
-        t for t in poisson_arrivals(int(rate * duration_s * 2) + 10, rate, 0) if t < duration_s
+        t for t in arrival_times(int(rate * duration_s * 2) + 10, rate, 0) if t < duration_s
     ]
     out = Outcomes()
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)

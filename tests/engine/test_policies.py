@@ -113,6 +113,11 @@ def test_aging_bounds_the_wait_of_a_long_request(tiny_path, run_scenario, tmp_pa
         long_["finish_step"] - long_["first_token_step"], 1
     )
     one_short = 6 * step_s  # prefill + 4 decode steps, plus one step of slack
+    print(
+        f"\nstarvation: long request TTFT {long_['ttft_s']:.2f}s under a stream of "
+        f"{len(shorts_after)} short ones; bound {bound_s + one_short + 0.25:.2f}s "
+        f"(starvation_s {bound_s}s + one short service {one_short:.2f}s + 0.25s)"
+    )
     assert long_["ttft_s"] <= bound_s + one_short + 0.25, (long_, step_s)
     # and the adversarial stream was still being served when the long request finished
     assert any(r["finish_s"] > long_["finish_s"] for r in shorts_after), "the stream ended first"

@@ -50,6 +50,9 @@ def error_of(raw: bytes, model=ChatCompletionRequest) -> OpenAIError:
         (chat_body(stop=["a", "b", "c", "d", "e"]), "stop", "invalid_value"),
         (chat_body(logit_bias_typo=1), "logit_bias_typo", "unknown_parameter"),
         (chat_body(messages=[]), "messages", "invalid_value"),
+        (chat_body(logprobs=True), "logprobs", "invalid_value"),
+        (chat_body(top_logprobs=2), "top_logprobs", "invalid_value"),
+        (chat_body(stop=5), "stop", "invalid_value"),  # not "stop.str": union members unnamed
         (
             json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode(),
             "model",
@@ -64,6 +67,15 @@ def test_bad_bodies_are_400_with_the_offending_param(raw, param, code):
     assert body["type"] == "invalid_request_error"
     assert body["param"] == param and body["code"] == code
     assert body["message"]
+
+
+def test_clients_that_send_logprobs_off_are_accepted():
+    """`vllm bench serve` and SDKs send `logprobs: null/false/0`: not an unknown field."""
+    parse_body(chat_body(logprobs=False, top_logprobs=0), ChatCompletionRequest)
+    raw = json.dumps({"model": "tiny", "prompt": "x", "logprobs": None}).encode()
+    parse_body(raw, CompletionRequest)
+    bad = json.dumps({"model": "tiny", "prompt": "x", "logprobs": 1}).encode()
+    assert error_of(bad, CompletionRequest).param == "logprobs"
 
 
 def test_unknown_model_is_404():

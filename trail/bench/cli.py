@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Benchmarks (engine replay; HTTP load).", no_args_is_help=True)
+app = typer.Typer(
+    help="Benchmarks (engine replay; HTTP load and comparison).", no_args_is_help=True
+)
 
 ALL_POLICIES = "fcfs,sjf-prompt,trail-prompt,trail,trail-oracle"
 
@@ -124,6 +126,110 @@ def overhead(
     console.print(t)
     out.mkdir(parents=True, exist_ok=True)
     (out / "overhead.json").write_text(json.dumps(rows, indent=2))
+
+
+@app.command("load")
+def load(
+    url: str = typer.Option("http://127.0.0.1:8000", help="OpenAI server (ours or vLLM)"),
+    model: str = typer.Option("smollm2", help="the served model name"),
+    requests: Path = typer.Option(
+        None, help="test-set JSON, profile dir or JSONL {prompt, out_tokens} (default: shipped)"
+    ),
+    n: int = typer.Option(32, help="requests"),
+    rate: float = typer.Option(1.0, help="open-loop arrival rate, req/s (inf: all at once)"),
+    burstiness: float = typer.Option(1.0, help="gamma shape: 1 Poisson, <1 burstier"),
+    concurrency: int = typer.Option(0, help="> 0: closed loop with this many in flight"),
+    mode: str = typer.Option("exact", help="exact: ignore_eos+max_tokens; natural: greedy"),
+    max_out: int = typer.Option(128, help="clip output lengths (natural: the common cap)"),
+    endpoint: str = typer.Option("chat", help="chat | completions"),
+    true_len: bool = typer.Option(False, help="send trail.true_len (oracle policy)"),
+    slo_ttft: float = typer.Option(None, help="goodput SLO: TTFT bound (s)"),
+    slo_latency: float = typer.Option(None, help="goodput SLO: latency bound (s)"),
+    slo_tpot: float = typer.Option(None, help="goodput SLO: TPOT bound (s)"),
+    timeout: float = typer.Option(600.0, help="per-request timeout (s)"),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("runs/bench/load.jsonl")),
+) -> None:
+    """Open-loop (or closed-loop) load against an OpenAI endpoint; per-request JSONL + summary."""
+    import json
+
+    from rich.console import Console
+
+    from trail.bench.load import save_jsonl
+    from trail.bench.metrics import SLO
+    from trail.bench.report import print_summary
+    from trail.bench.runner import LoadSpec, run_closed, run_open
+
+    spec = LoadSpec(
+        n, seed, max_out, mode, endpoint, burstiness, timeout, requests and str(requests)
+    )  # type: ignore[arg-type]
+    slo = SLO(slo_ttft, slo_latency, slo_tpot)
+    if concurrency > 0:
+        records, summary = run_closed(url, model, spec, concurrency, true_len, slo)
+    else:
+        records, summary = run_open(url, model, spec, rate, true_len, slo)
+    save_jsonl(records, out, {"rate": rate, "concurrency": concurrency})
+    out.with_suffix(".summary.json").write_text(
+        json.dumps({"spec": spec.to_dict(), "summary": summary}, indent=2)
+    )
+    print_summary(Console(), summary, f"{url}: {len(records)} requests")
+    typer.echo(f"wrote {out} and {out.with_suffix('.summary.json')}")
+
+
+@app.command("compare")
+def compare(
+    quick: bool = typer.Option(False, help="3 policies, 1 load, 1 replica (~5 min)"),
+    policies: str = typer.Option(None, help="override the plan's policies (comma list)"),
+    loads: str = typer.Option(None, help="override loads, fractions of saturation (0.5,1)"),
+    n: int = typer.Option(None, help="requests per run (default: 12 quick, 18 full)"),
+    mode: str = typer.Option(
+        "natural",
+        help="natural: greedy under one max_tokens cap (lengths checked per run); exact: "
+        "ignore_eos + max_tokens = length, which this app also uses as the length prediction",
+    ),
+    max_out: int = typer.Option(160, help="clip output lengths (the common max_tokens)"),
+    max_num_seqs: int = typer.Option(4, help="small, so requests queue"),
+    burstiness: float = typer.Option(1.0),
+    saturation: float = typer.Option(None, help="1-replica req/s from an earlier run: skip it"),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("runs/compare")),
+) -> None:
+    """Policies x rates (1 replica), c sweep, routers (2 replicas) on a fresh app each; writes
+    results.json, per-run JSONL, report.md and PNGs."""
+    from rich.console import Console
+
+    from trail.bench import compare as cmp
+    from trail.bench.runner import LoadSpec
+
+    console = Console()
+    spec = LoadSpec(n or (12 if quick else 18), seed, max_out, mode, "chat", burstiness)  # type: ignore[arg-type]
+    plan = cmp.quick_plan(spec) if quick else cmp.full_plan(spec)
+    plan.max_num_seqs = max_num_seqs
+    plan.saturation_req_s = saturation
+    if policies:
+        plan.policies = policies.split(",")
+    if loads:
+        plan.loads = [float(x) for x in loads.split(",")]
+    results = cmp.Compare(plan, out, console.print).run()
+    paths = cmp.write_outputs(results, out)
+    console.print((out / "report.md").read_text())
+    console.print(
+        f"wall {results['meta']['wall_s'] / 60:.1f} min; wrote " + ", ".join(map(str, paths))
+    )
+
+
+@app.command("report")
+def report(
+    out: Path = typer.Option(Path("runs/compare"), help="a `compare` output folder"),
+) -> None:
+    """Re-render report.md and the PNGs from a compare run's results.json."""
+    import json
+
+    from trail.bench.compare import write_outputs
+
+    paths = write_outputs(json.loads((out / "results.json").read_text()), out)
+    typer.echo((out / "report.md").read_text())
+    typer.echo("wrote " + ", ".join(map(str, paths)))
 
 
 def _prompt_predictions(texts: list[str]) -> list | None:

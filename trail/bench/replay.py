@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trail.bench.stats import poisson_arrivals, ratios, summarize
+from trail.bench.arrivals import arrival_times
+from trail.bench.stats import ratios, summarize
 from trail.bench.workload import WorkItem
 
 
@@ -19,7 +20,7 @@ def build_arrivals(
 ) -> list[dict]:
     from trail.models.chat import chat_prompt_ids
 
-    times = poisson_arrivals(len(items), rate, seed)
+    times = arrival_times(len(items), rate, seed)
     arrivals = []
     for i, (w, t) in enumerate(zip(items, times, strict=True)):
         extra: dict[str, Any] = {}

@@ -29,9 +29,3 @@ def summarize(
 def ratios(base: dict, other: dict, keys: Sequence[str]) -> dict:
     """base / other for each key (how many times better `other` is than `base`)."""
     return {k: (base[k] / other[k] if other.get(k) else float("nan")) for k in keys}
-
-
-def poisson_arrivals(n: int, rate: float, seed: int) -> np.ndarray:
-    """Arrival times of an open-loop Poisson process (seconds from 0)."""
-    rng = np.random.default_rng(seed)
-    return np.cumsum(rng.exponential(1.0 / rate, size=n))

@@ -84,7 +84,8 @@ class TrailScheduler(Scheduler):
         out = super().schedule(*args, **kwargs)
         for req in self.running:
             self._state(req).leave_waiting()
-        self.load_publisher.maybe_publish(self.current_load, self.observer.load)
+        idle = not self.running and not self.waiting
+        self.load_publisher.maybe_publish(self.current_load, self.observer.load, idle=idle)
         return out
 
     def _state(self, request: Any) -> Any:
@@ -150,7 +151,16 @@ class TrailScheduler(Scheduler):
             for r in self.requests.values()
             if not r.is_finished()
         )
-        return EngineLoad(total, pending, len(self.running), len(self.waiting), time.time())
+        pool = self.kv_cache_manager.block_pool
+        return EngineLoad(
+            total,
+            pending,
+            len(self.running),
+            len(self.waiting),
+            time.time(),
+            kv_free_blocks=pool.get_num_free_blocks(),
+            kv_total_blocks=pool.num_gpu_blocks - 1,  # minus vLLM's null block
+        )
 
     # ---- probe outputs ------------------------------------------------------------------
     def update_from_output(self, scheduler_output: Any, model_runner_output: Any) -> Any:

@@ -8,6 +8,7 @@ predicted remaining work for routing. A small JSON file, replaced atomically at 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -21,6 +22,8 @@ class EngineLoad:
     running: int
     waiting: int
     ts: float  # time.time() when written
+    kv_free_blocks: int = -1  # KV cache blocks free (incl. cached, evictable); -1: unknown
+    kv_total_blocks: int = -1  # usable blocks (vLLM's null block excluded)
 
     @property
     def work_tokens(self) -> float:
@@ -32,14 +35,17 @@ class LoadPublisher:
     def __init__(self, path: str | None, period_s: float = 0.1):
         self.path = Path(path) if path else None
         self.period_s = period_s
-        self._last = 0.0
+        self._last = -math.inf  # (time.monotonic() may be below period_s soon after boot)
+        self._idle = False
 
-    def maybe_publish(self, load_fn, *sinks) -> None:  # noqa: ANN001 - () -> EngineLoad
-        """At most every period_s: compute the load, write the file (if any), feed the sinks."""
+    def maybe_publish(self, load_fn, *sinks, idle: bool = False) -> None:  # noqa: ANN001
+        """At most every period_s: compute the load (() -> EngineLoad), write the file (if any),
+        feed the sinks. The step where the engine becomes `idle` is always published, so the
+        last publication never shows work that is gone."""
         now = time.monotonic()
-        if now - self._last < self.period_s:
+        if now - self._last < self.period_s and not (idle and not self._idle):
             return
-        self._last = now
+        self._last, self._idle = now, idle
         load = load_fn()
         if self.path is not None:
             write_load(self.path, load)

@@ -32,8 +32,9 @@ def initial_from_request(
     dist = extra.get("initial_dist")
     if dist is not None:
         dist = [float(x) for x in dist]
+    if dist is not None and len(dist) == bins.k:
         initial = float(bins.expected(np.asarray(dist)))
-    else:
+    else:  # no distribution, or one over other bins (a prompt predictor unlike the probe)
         initial = float(extra.get("initial_pred", default_prediction))
     max_tokens = getattr(sp, "max_tokens", None) if sp is not None else None
     true_len = extra.get("true_len")
@@ -44,7 +45,7 @@ def initial_from_request(
         arrival=arrival,
         initial_pred=initial,
         true_total=int(true_len) if true_len is not None else None,
-        max_tokens=max_tokens,
+        max_tokens=max_tokens if extra.get("use_max_tokens", True) else None,  # rank cap
         waiting_since=arrival,
     )
     posterior = np.asarray(dist) if dist is not None and len(dist) == bins.k else None

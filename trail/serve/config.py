@@ -57,6 +57,9 @@ class IngressConfig(BaseModel):
         256, ge=1, description="requests in flight in the ingress before it answers 429"
     )
     retry_after_s: int = Field(1, ge=0, description="Retry-After on 429/503")
+    max_body_bytes: int = Field(
+        1 << 20, ge=1024, description="larger request bodies get 413 before they are read"
+    )
     api_key: str | None = Field(
         None, description="bearer key; also read from $TRAIL_API_KEY in the ingress"
     )

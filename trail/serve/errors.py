@@ -46,13 +46,19 @@ class OpenAIError(Exception):
 def from_validation_error(err: ValidationError) -> OpenAIError:
     """The first pydantic complaint, named by its field path (what a client needs to fix)."""
     first = err.errors()[0]
-    param = ".".join(str(p) for p in first.get("loc", ())) or None
+    param = ".".join(str(p) for p in first.get("loc", ()) if not _union_member(p)) or None
     kind = first.get("type", "")
     code = "unknown_parameter" if kind == "extra_forbidden" else "invalid_value"
     if kind == "missing":
         code = "missing_required_parameter"
     message = f"{param}: {first.get('msg', 'invalid')}" if param else first.get("msg", "invalid")
     return OpenAIError(400, message, param=param, code=code)
+
+
+def _union_member(part: int | str) -> bool:
+    """pydantic names the member of a union that failed (`prompt.str`, `stop.list[str]`): not
+    part of the client's field path."""
+    return isinstance(part, str) and (part in {"str", "int", "float", "bool"} or "[" in part)
 
 
 def overloaded(retry_after_s: int, why: str) -> OpenAIError:

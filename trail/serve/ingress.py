@@ -7,14 +7,16 @@ turns a vanished client into a cancelled handle call, which aborts the request i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from ray.exceptions import RayActorError
@@ -24,6 +26,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trail.serve.config import ServeConfig
 from trail.serve.errors import OpenAIError, overloaded, replica_failed
+from trail.serve.openapi import (
+    ChatCompletion,
+    Completion,
+    DocumentedAPI,
+    Health,
+    ModelList,
+    route_doc,
+)
 from trail.serve.prediction import InitialPredictor
 from trail.serve.protocol import Chunk, EngineRequest
 from trail.serve.records import read_record
@@ -44,11 +54,18 @@ from trail.serve.validation import (
     parse_body,
     prepare_chat,
     prepare_completion,
+    read_body,
     sampling_kwargs,
 )
 
 logger = logging.getLogger("ray.serve")
-api = FastAPI(title="TRAIL-serve", docs_url=None, redoc_url=None)
+api = DocumentedAPI(
+    title="TRAIL-serve",
+    docs_url=None,
+    redoc_url=None,
+    body_models=(ChatCompletionRequest, CompletionRequest),
+)
+CHAT_ERRORS = (400, 401, 404, 413, 429, 503)
 
 
 @api.exception_handler(OpenAIError)
@@ -96,39 +113,45 @@ class Router:
         )
         self.api_key = self.cfg.ingress.api_key or os.environ.get("TRAIL_API_KEY") or None
         self.inflight = 0
+        # tokenizing a large prompt takes ~1 s per MB: off the event loop, one at a time (a fast
+        # tokenizer is not safe for concurrent calls)
+        self.tokenize_pool = ThreadPoolExecutor(1, thread_name_prefix="tokenize")
 
     def _default_prediction(self) -> float:
         trail = self.cfg.engine.trail
         return trail.default_prediction if trail is not None else self.cfg.default_prediction
 
     # ---- routes -------------------------------------------------------------------------
-    @api.get("/health")
+    @api.get("/health", **route_doc(Health))
     async def health(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @api.get("/metrics")
+    @api.get("/metrics", **route_doc(text=True))
     async def metrics(self) -> Response:
         from trail.metrics import render_latest
 
         body, content_type = render_latest()
         return Response(body, media_type=content_type)
 
-    @api.get("/v1/models")
+    @api.get("/v1/models", **route_doc(ModelList, errors=(401,)))
     async def models(self, request: Request) -> dict[str, Any]:
         self._authorize(request)
         return models_response(self.cfg.served_model_name)
 
-    @api.get("/v1/trail/requests/{request_id}")
+    @api.get("/v1/trail/requests/{request_id}", **route_doc(errors=(401, 404, 503)))
     async def trail_request(self, request_id: str, request: Request) -> dict[str, Any]:
         self._authorize(request)
         return await read_record(self.cfg.redis_url, request_id)
 
-    @api.post("/v1/chat/completions")
+    @api.post(
+        "/v1/chat/completions",
+        **route_doc(ChatCompletion, body=ChatCompletionRequest, errors=CHAT_ERRORS, stream=True),
+    )
     async def chat(self, request: Request) -> Response:
         self._authorize(request)
-        req = parse_body(await request.body(), ChatCompletionRequest)
+        req = parse_body(await self._body(request), ChatCompletionRequest)
         check_model(req, self.cfg.served_model_name)
-        prepared = prepare_chat(req, self.tokenizer, self.cfg.engine.max_model_len)
+        prepared = await self._prepare(prepare_chat, req)
         rid = f"chatcmpl-{uuid.uuid4().hex}"
         dispatch = await self._dispatch(rid, req, prepared)
         if req.stream:
@@ -137,12 +160,15 @@ class Router:
         body = chat_response(rid, req.model, text, finish, usage(len(prepared.prompt_token_ids), n))
         return JSONResponse(body, headers=self._headers(rid, dispatch))
 
-    @api.post("/v1/completions")
+    @api.post(
+        "/v1/completions",
+        **route_doc(Completion, body=CompletionRequest, errors=CHAT_ERRORS, stream=True),
+    )
     async def completions(self, request: Request) -> Response:
         self._authorize(request)
-        req = parse_body(await request.body(), CompletionRequest)
+        req = parse_body(await self._body(request), CompletionRequest)
         check_model(req, self.cfg.served_model_name)
-        prepared = prepare_completion(req, self.tokenizer, self.cfg.engine.max_model_len)
+        prepared = await self._prepare(prepare_completion, req)
         rid = f"cmpl-{uuid.uuid4().hex}"
         dispatch = await self._dispatch(rid, req, prepared)
         if req.stream:
@@ -156,11 +182,19 @@ class Router:
     def _authorize(self, request: Request) -> None:
         check_bearer(request.headers.get("authorization"), self.api_key)
 
+    async def _body(self, request: Request) -> bytes:
+        return await read_body(request, self.cfg.ingress.max_body_bytes)
+
+    async def _prepare(self, prepare: Callable[..., Prepared], req: Any) -> Prepared:
+        loop, max_len = asyncio.get_running_loop(), self.cfg.engine.max_model_len
+        return await loop.run_in_executor(self.tokenize_pool, prepare, req, self.tokenizer, max_len)
+
     async def _dispatch(self, rid: str, req: SamplingFields, prepared: Prepared) -> Dispatch:
         """Admit, predict, send; returns once a replica accepted (or raises 429 at once)."""
         if self.inflight >= self.cfg.ingress.max_inflight:
             raise overloaded(self.cfg.ingress.retry_after_s, "too many requests in flight")
         self.inflight += 1
+        gen: DeploymentResponseGenerator | None = None
         try:
             engine_req = await self._engine_request(rid, req, prepared)
             gen = self.llm.remote(engine_req)
@@ -171,8 +205,10 @@ class Router:
         except RayActorError as err:
             self.inflight -= 1
             raise replica_failed(self.cfg.ingress.retry_after_s, err) from err
-        except BaseException:
+        except BaseException:  # e.g. cancelled: the client left while we waited for a replica
             self.inflight -= 1
+            if gen is not None:
+                gen.cancel()
             raise
         return Dispatch(self, gen, first.replica)
 
@@ -180,11 +216,13 @@ class Router:
         self, rid: str, req: SamplingFields, prepared: Prepared
     ) -> EngineRequest:
         true_len = req.trail.true_len if req.trail else None
-        routing_len = true_len or (prepared.max_tokens if req.ignore_eos else None)
-        pred = await self.predictor.predict(
-            prepared.predictor_text, routing_len, prepared.max_tokens
-        )
-        trail: dict[str, Any] = {}
+        hint = req.trail.use_max_tokens if req.trail else True  # max_tokens bounds the length
+        routing_len = true_len or (prepared.max_tokens if req.ignore_eos and hint else None)
+        cap = prepared.max_tokens if hint else self.cfg.engine.max_model_len
+        pred = await self.predictor.predict(prepared.predictor_text, routing_len, cap)
+        trail: dict[str, Any] = {"initial_pred": pred.expected}
+        if not hint:
+            trail["use_max_tokens"] = False
         if pred.dist is not None:
             trail["initial_dist"] = pred.dist
         if true_len is not None:
@@ -236,13 +274,13 @@ class Router:
     async def _chat_events(
         self, rid: str, req: ChatCompletionRequest, prepared: Prepared, dispatch: Dispatch
     ) -> AsyncIterator[dict[str, Any]]:
-        yield chat_chunk(rid, req.model, {"role": "assistant", "content": ""}, None)
-        n = 0
-        async for chunk in dispatch.gen:
+        n, role = 0, {"role": "assistant"}  # sent with the first output, as vLLM does: clients
+        async for chunk in dispatch.gen:  # stamp TTFT at the first chunk with choices
             n = chunk.completion_tokens
             if chunk.text or chunk.finish_reason:
                 delta = {"content": chunk.text} if chunk.text else {}
-                yield chat_chunk(rid, req.model, delta, chunk.finish_reason)
+                yield chat_chunk(rid, req.model, {**role, **delta}, chunk.finish_reason)
+                role = {}
         if req.wants_usage_in_stream():
             yield chat_chunk(rid, req.model, {}, None, usage(len(prepared.prompt_token_ids), n))
 

@@ -117,7 +117,9 @@ class LLMServer:
 
     def current_stats(self) -> dict[str, Any]:
         now = time.time()
-        load = read_load(self.load_path, max_age_s=LOAD_MAX_AGE_S) if self.inflight else None
+        last = read_load(self.load_path, max_age_s=float("inf"))  # the engine's last word
+        fresh = last is not None and now - last.ts <= LOAD_MAX_AGE_S
+        load = last if self.inflight and fresh else None
         if load is not None:
             unseen = sum(r.work_tokens for r in self.inflight.values() if r.accepted_at > load.ts)
             work, running, waiting = load.work_tokens + unseen, load.running, load.waiting
@@ -132,6 +134,12 @@ class LLMServer:
             "waiting": waiting,
             "inflight": len(self.inflight),
             "engine_unfinished": self.engine.get_num_unfinished_requests(),
+            # the scheduler's last publication (it always publishes the step it went idle)
+            "engine_running": last.running if last else None,
+            "engine_waiting": last.waiting if last else None,
+            "kv_free_blocks": last.kv_free_blocks if last else None,
+            "kv_total_blocks": last.kv_total_blocks if last else None,
+            "engine_load_ts": last.ts if last else None,
             "seen": list(self.inflight),
             "ready_s": round(self.ready_s, 2),
             "ts": now,

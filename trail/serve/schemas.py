@@ -2,7 +2,9 @@
 
 Unknown fields are rejected, as OpenAI does, so a typo gets a 400 naming the field instead of
 being silently ignored. vLLM-style extensions: `ignore_eos`, `repetition_penalty`, and `trail`
-(benchmarks pass the true length for the oracle policy).
+(benchmarks pass the true length for the oracle policy). Every value the engine receives is
+bounded here (finite floats, int64 seeds, non-empty stop strings): what would fail later in
+vLLM's own checks or its IPC encoding is a 400 here, never a 5xx.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a value must have the JSON type the spec gives (no "5" or true for an integer)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class TextPart(Strict):
@@ -38,7 +43,14 @@ class StreamOptions(Strict):
 
 
 class TrailExtras(Strict):
-    true_len: int | None = Field(None, ge=1, description="oracle length (benchmarks only)")
+    true_len: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="oracle length (benchmarks only)"
+    )
+    use_max_tokens: bool = Field(
+        True,
+        description="false: predictions are not capped by max_tokens, nor taken from it with "
+        "ignore_eos (benchmarks that fix lengths with ignore_eos + max_tokens)",
+    )
 
 
 class SamplingFields(Strict):
@@ -48,11 +60,11 @@ class SamplingFields(Strict):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
-    n: int = Field(1, ge=1)
+    n: int = Field(1, ge=1, le=1, description="only 1 is supported")
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
     presence_penalty: float = Field(0.0, ge=-2, le=2)
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
     repetition_penalty: float | None = Field(None, gt=0)
@@ -60,18 +72,13 @@ class SamplingFields(Strict):
     user: str | None = None
     trail: TrailExtras | None = None
 
-    @field_validator("n")
-    @classmethod
-    def _one_choice(cls, n: int) -> int:
-        if n != 1:
-            raise ValueError("only n=1 is supported")
-        return n
-
     @field_validator("stop")
     @classmethod
     def _at_most_four_stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
         if isinstance(stop, list) and len(stop) > 4:
             raise ValueError("at most 4 stop sequences")
+        if stop == "" or (isinstance(stop, list) and "" in stop):
+            raise ValueError("stop sequences must not be empty")
         return stop
 
     def stop_list(self) -> list[str]:
@@ -83,9 +90,20 @@ class SamplingFields(Strict):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
+def _no_logprobs(value: bool | int | None) -> bool | int | None:
+    """Clients (`vllm bench serve`, SDKs) send `logprobs: null/false/0`; asking for them is a 400."""
+    if value:
+        raise ValueError("logprobs are not supported")
+    return value
+
+
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool | None = Field(None, description="not supported: only false/null")
+    top_logprobs: int | None = Field(None, ge=0, le=20, description="not supported: only 0/null")
+
+    check_logprobs = field_validator("logprobs", "top_logprobs")(_no_logprobs)
 
     def output_cap(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -94,6 +112,9 @@ class ChatCompletionRequest(SamplingFields):
 class CompletionRequest(SamplingFields):
     prompt: str | list[int]
     max_tokens: int | None = Field(16, ge=1)
+    logprobs: int | None = Field(None, ge=0, le=5, description="not supported: only 0/null")
+
+    check_logprobs = field_validator("logprobs")(_no_logprobs)
 
     @field_validator("prompt")
     @classmethod

@@ -28,19 +28,49 @@ class Prepared:
     max_tokens: int
 
 
+async def read_body(request: Any, limit: int) -> bytes:
+    """The raw body of a Starlette request, refused with 413 past `limit` bytes (declared or
+    streamed) before it is held in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise body_too_large(limit)
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise body_too_large(limit)
+        parts.append(part)
+    return b"".join(parts)
+
+
+def body_too_large(limit: int) -> OpenAIError:
+    return OpenAIError(413, f"request body exceeds {limit} bytes", code="request_too_large")
+
+
 def parse_body(raw: bytes, model: type[M]) -> M:
+    """Any content type is read as JSON (as curl -d sends it); the body must be a JSON object."""
     try:
-        data = json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError) as err:
+        data = json.loads(raw, parse_constant=_no_constant) if raw else None
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # RecursionError: nesting
+        msg = "nested too deeply" if isinstance(err, RecursionError) else str(err)
         raise OpenAIError(
-            400, f"request body is not valid JSON: {err}", code="invalid_json"
+            400, f"request body is not valid JSON: {msg}", code="invalid_json"
         ) from err
     if not isinstance(data, dict):
         raise OpenAIError(400, "request body must be a JSON object", code="invalid_json")
+    try:  # JSON may escape lone surrogates (\ud800): no tokenizer or engine can take them
+        json.dumps(data, ensure_ascii=False).encode()
+    except (UnicodeEncodeError, RecursionError) as err:
+        msg = "request body has invalid Unicode (a lone surrogate escape)"
+        raise OpenAIError(400, msg, code="invalid_json") from err
     try:
         return model.model_validate(data)
     except ValidationError as err:
         raise from_validation_error(err) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def check_bearer(authorization: str | None, api_key: str | None) -> None:

@@ -1,0 +1,330 @@
+"""Hostile input against the live app: a seeded, bounded schemathesis run over the OpenAPI spec
+the app serves, and hand-picked nasty requests. Every answer is a 4xx in the OpenAI error shape
+(or a 200 where the input is in fact valid), never a 5xx, and the app serves afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.serve.test_serve_app import chat, wait_idle
+
+pytestmark = [pytest.mark.serve, pytest.mark.reliability]
+CHAT, COMPLETIONS = "/v1/chat/completions", "/v1/completions"
+SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+FUZZ_EXAMPLES = 40  # per operation and generation mode; derandomized (seeded by the test)
+FUZZ_MAX_TOKENS = 8  # generated output caps are lowered to this, to bound the run's time
+
+
+def test_docs_openapi_json_is_current():
+    from trail.serve.openapi import render
+
+    assert SPEC.read_text() == render(), "run: .venv/bin/python -m trail.serve.openapi"
+
+
+def test_the_pickled_app_ray_serve_runs_has_the_same_spec():
+    """Ray Serve cloudpickles the FastAPI app into the replica; its spec must not drift."""
+    from ray import cloudpickle
+
+    from trail.serve.ingress import api
+
+    assert cloudpickle.loads(cloudpickle.dumps(api)).openapi() == json.loads(SPEC.read_text())
+
+
+def test_served_spec_documents_bodies_and_errors(serve_app):
+    spec = httpx.get(serve_app.url + "/openapi.json", timeout=30).json()
+    docs = json.loads(SPEC.read_text())
+    assert spec == docs, differences(spec, docs)[:10]
+    op = spec["paths"][CHAT]["post"]
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref.endswith("/ChatCompletionRequest")
+    assert {"400", "404", "413", "429"} <= set(op["responses"])
+    body = spec["components"]["schemas"]["ChatCompletionRequest"]
+    assert body["additionalProperties"] is False and "messages" in body["required"]
+
+
+def differences(a: Any, b: Any, at: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b), key=str):
+            out += differences(a.get(key), b.get(key), f"{at}/{key}")
+        return out
+    return [] if a == b else [f"{at}: {json.dumps(a)[:600]} != {json.dumps(b)[:600]}"]
+
+
+# ---- schemathesis ---------------------------------------------------------------------------
+def pin_model(spec: dict[str, Any], model: str) -> dict[str, Any]:
+    """Valid bodies name the served model (else nearly every one stops at a 404)."""
+    for name in ("ChatCompletionRequest", "CompletionRequest"):
+        spec["components"]["schemas"][name]["properties"]["model"]["enum"] = [model]
+    return spec
+
+
+def bound_output(body: Any) -> None:
+    """Lower generated output caps (any valid int, or none: the whole context) to a few
+    tokens, so a positive case costs a fraction of a second; invalid values stay as they are."""
+    if not isinstance(body, dict):
+        return
+    for key in ("max_tokens", "max_completion_tokens"):
+        if key not in body and key != "max_tokens":  # not every route has it
+            continue
+        value = body.get(key)
+        if value is None or (type(value) is int and value > FUZZ_MAX_TOKENS):
+            body[key] = FUZZ_MAX_TOKENS
+
+
+def send(client: httpx.Client, case: Any, url: str) -> httpx.Response:
+    """The case as schemathesis would send it, through httpx (schemathesis' own requests
+    transport trips over urllib3-future, which another dependency installs in our venv)."""
+    kw = case.as_transport_kwargs(base_url=url)
+    body = {"json": kw["json"]} if "json" in kw else {"content": kw.get("data")}
+    return client.request(
+        kw["method"],
+        kw["url"],
+        headers=kw.get("headers"),
+        params=kw.get("params"),
+        cookies=kw.get("cookies"),
+        **body,
+    )
+
+
+def fuzz_operation(op, mode, client, url, checks, statuses, failures) -> None:  # noqa: ANN001
+    """FUZZ_EXAMPLES derandomized cases of one operation; statuses counted, failures kept."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+
+    tag = f"{op.label} {mode.value}"
+
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],  # no shrinking against a live app
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=op.as_strategy(generation_mode=mode))
+    def run(case) -> None:  # noqa: ANN001
+        bound_output(case.body)
+        response = send(client, case, url)
+        statuses[f"{tag} {response.status_code}"] += 1
+        try:
+            case.validate_response(response, checks=checks)
+        except Exception as err:  # FailureGroup: collect, report all at the end
+            failures.append(f"{tag}: {err}"[:1500])
+
+    try:
+        run()
+    except Unsatisfiable:  # nothing to negate (a free-form string path parameter)
+        print(f"fuzz: {tag}: no invalid input exists")
+
+
+def test_fuzz_the_live_api_never_5xx(serve_app):
+    import schemathesis
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        negative_data_rejection,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    url = serve_app.url
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+        negative_data_rejection,
+    ]
+    raw = httpx.get(url + "/openapi.json", timeout=30).json()
+    schema = schemathesis.openapi.from_dict(pin_model(raw, "tiny"))
+    statuses: Counter[str] = Counter()
+    failures: list[str] = []
+    t0 = time.monotonic()
+    with httpx.Client(timeout=120) as client:
+        for result in schema.get_all_operations():
+            op = result.ok()
+            has_input = op.body or any(True for _ in op.iter_parameters())
+            modes = [GenerationMode.POSITIVE] + ([GenerationMode.NEGATIVE] if has_input else [])
+            for mode in modes:
+                fuzz_operation(op, mode, client, url, checks, statuses, failures)
+    wall_s = time.monotonic() - t0
+    total = sum(statuses.values())
+    by_status = Counter()
+    for key, n in statuses.items():
+        by_status[key.rsplit(" ", 1)[1]] += n
+    print(f"\nfuzz: {total} requests in {wall_s:.0f}s; statuses {dict(sorted(by_status.items()))}")
+    for key, n in sorted(statuses.items()):
+        print(f"  {key}: {n}")
+    assert not failures, "\n\n".join(failures[:10])
+    assert not any(s.startswith("5") for s in by_status), by_status
+    assert httpx.get(url + "/health", timeout=10).json() == {"status": "ok"}
+    wait_idle(serve_app.load_dir)
+
+
+# ---- hand-picked ----------------------------------------------------------------------------
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def raw(text: str) -> bytes:
+    return text.encode()
+
+
+BASE = chat(max_tokens=4)
+MSG = {"role": "user", "content": "hi"}
+OK_OR_400 = {200, 400}
+CASES: list[tuple[str, str, Any, set[int], str | None]] = [
+    # id, route, body (dict: JSON; bytes: raw), allowed statuses, expected error code
+    ("huge-prompt", CHAT, chat("word " * 3000, max_tokens=4), {400}, "context_length_exceeded"),
+    ("prompt-fills-context", CHAT, chat("word " * 500), {400}, "context_length_exceeded"),
+    ("5000-messages", CHAT, {**BASE, "messages": [MSG] * 5000}, {400}, "context_length_exceeded"),
+    ("10MB-body", CHAT, chat("x" * 10_000_000), {413}, "request_too_large"),
+    ("max_tokens=-1", CHAT, {**BASE, "max_tokens": -1}, {400}, "invalid_value"),
+    ("max_tokens=0", CHAT, {**BASE, "max_tokens": 0}, {400}, "invalid_value"),
+    ("max_tokens=1e12", CHAT, {**BASE, "max_tokens": 10**12}, {400}, "context_length_exceeded"),
+    ("max_tokens=abc", CHAT, {**BASE, "max_tokens": "abc"}, {400}, "invalid_value"),
+    ("max_tokens=1.5", CHAT, {**BASE, "max_tokens": 1.5}, {400}, "invalid_value"),
+    ("max_tokens=[]", CHAT, {**BASE, "max_tokens": []}, {400}, "invalid_value"),
+    ("max_tokens-5000-digits", CHAT, raw('{"max_tokens": 1' + "0" * 5000 + "}"), {400}, None),
+    ("max_completion_tokens=-3", CHAT, {**BASE, "max_completion_tokens": -3}, {400}, None),
+    ("temperature=hot", CHAT, {**BASE, "temperature": "hot"}, {400}, "invalid_value"),
+    ("temperature=1e400", CHAT, raw(json.dumps(BASE)[:-1] + ', "temperature": 1e400}'), {400}, None),
+    ("temperature=NaN", CHAT, raw(json.dumps(BASE)[:-1] + ', "temperature": NaN}'), {400}, None),
+    ("rep-penalty=Infinity", CHAT, raw(json.dumps(BASE)[:-1] + ', "repetition_penalty": Infinity}'), {400}, None),
+    ("rep-penalty=1e308", CHAT, {**BASE, "repetition_penalty": 1e308}, {200}, None),
+    ("top_p=[1]", CHAT, {**BASE, "top_p": [1]}, {400}, "invalid_value"),
+    ("stream=yes", CHAT, {**BASE, "stream": "yes"}, {400}, "invalid_value"),
+    ("stream=true-string", CHAT, {**BASE, "stream": "true"}, {400}, "invalid_value"),
+    ("max_tokens=true", CHAT, {**BASE, "max_tokens": True}, {400}, "invalid_value"),
+    ("max_tokens=string-5", CHAT, {**BASE, "max_tokens": "5"}, {400}, "invalid_value"),
+    ("stream=2", CHAT, {**BASE, "stream": 2}, {400}, "invalid_value"),
+    ("stop=5", CHAT, {**BASE, "stop": 5}, {400}, "invalid_value"),
+    ("stop-empty", CHAT, {**BASE, "stop": ""}, {400}, "invalid_value"),
+    ("stop-list-empty-string", CHAT, {**BASE, "stop": ["a", ""]}, {400}, "invalid_value"),
+    ("seed=2**70", CHAT, {**BASE, "seed": 2**70}, {400}, "invalid_value"),
+    ("seed=-1", CHAT, {**BASE, "seed": -1}, {200}, None),
+    ("seed=x", CHAT, {**BASE, "seed": "x"}, {400}, "invalid_value"),
+    ("true_len=1e30", CHAT, {**BASE, "trail": {"true_len": 10**30}}, {400}, "invalid_value"),
+    ("trail=list", CHAT, {**BASE, "trail": [1]}, {400}, "invalid_value"),
+    ("n=2", CHAT, {**BASE, "n": 2}, {400}, "invalid_value"),
+    ("model=123", CHAT, {**BASE, "model": 123}, {400}, "invalid_value"),
+    ("model-missing", CHAT, {"messages": [MSG]}, {400}, "missing_required_parameter"),
+    ("model-unknown", CHAT, {**BASE, "model": "gpt-4"}, {404}, "model_not_found"),
+    ("messages=string", CHAT, {**BASE, "messages": "hi"}, {400}, "invalid_value"),
+    ("messages=[1]", CHAT, {**BASE, "messages": [1]}, {400}, "invalid_value"),
+    ("messages-empty", CHAT, {**BASE, "messages": []}, {400}, "invalid_value"),
+    ("messages-null", CHAT, {**BASE, "messages": None}, {400}, "invalid_value"),
+    ("content-null", CHAT, {**BASE, "messages": [{"role": "user", "content": None}]}, {400}, None),
+    ("content-empty", CHAT, {**BASE, "messages": [{"role": "user", "content": ""}]}, {200}, None),
+    ("content=5", CHAT, {**BASE, "messages": [{"role": "user", "content": 5}]}, {400}, None),
+    ("content-dict", CHAT, {**BASE, "messages": [{"role": "user", "content": {"a": 1}}]}, {400}, None),
+    ("content-image-part", CHAT, {**BASE, "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "x"}]}]}, {400}, None),
+    ("role=robot", CHAT, {**BASE, "messages": [{"role": "robot", "content": "hi"}]}, {400}, None),
+    ("role-missing", CHAT, {**BASE, "messages": [{"content": "hi"}]}, {400}, "missing_required_parameter"),
+    ("only-system", CHAT, {**BASE, "messages": [{"role": "system", "content": "be brief"}]}, OK_OR_400, None),
+    ("assistant-first", CHAT, {**BASE, "messages": [{"role": "assistant", "content": "hi"}] * 3}, OK_OR_400, None),
+    ("unknown-field", CHAT, {**BASE, "logit_biass": {}}, {400}, "unknown_parameter"),
+    ("unknown-field-in-message", CHAT, {**BASE, "messages": [{**MSG, "x": 1}]}, {400}, "unknown_parameter"),
+    ("unknown-field-stream_options", CHAT, {**BASE, "stream_options": {"x": True}}, {400}, "unknown_parameter"),
+    ("nested-10k-body", CHAT, raw(nested(10_000)), {400}, "invalid_json"),
+    ("nested-10k-field", CHAT, raw(json.dumps(BASE)[:-1] + ', "x": ' + nested(10_000) + "}"), {400}, "invalid_json"),
+    ("nested-10k-content", CHAT, raw('{"model": "tiny", "messages": [{"role": "user", "content": ' + nested(10_000) + "}]}"), {400}, "invalid_json"),
+    ("nested-500-field", CHAT, raw(json.dumps(BASE)[:-1] + ', "x": ' + nested(500) + "}"), {400}, "unknown_parameter"),
+    ("invalid-utf8", CHAT, b'{"model": "tiny", "messages": [{"role": "user", "content": "\xff\xfe\xc3"}]}', {400}, "invalid_json"),
+    ("lone-surrogate", CHAT, raw('{"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": "a\\ud800b"}]}'), {400}, "invalid_json"),
+    ("surrogate-pair", CHAT, raw('{"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": "a\\ud83d\\ude00b"}]}'), {200}, None),
+    ("nul-and-controls", CHAT, chat("a\u0000b\u0007\u001b[31m", max_tokens=4), {200}, None),
+    ("not-json", CHAT, b"{oops", {400}, "invalid_json"),
+    ("empty-body", CHAT, b"", {400}, "invalid_json"),
+    ("json-null", CHAT, b"null", {400}, "invalid_json"),
+    ("json-array", CHAT, b"[]", {400}, "invalid_json"),
+    ("json-number", CHAT, b"123", {400}, "invalid_json"),
+    ("duplicate-keys", CHAT, raw('{"model": "x", "model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}'), {200}, None),
+    ("prompt-empty", COMPLETIONS, {"model": "tiny", "prompt": ""}, {400}, "invalid_value"),
+    ("prompt-empty-list", COMPLETIONS, {"model": "tiny", "prompt": []}, {400}, "invalid_value"),
+    ("prompt-negative-ids", COMPLETIONS, {"model": "tiny", "prompt": [-1, 5]}, {400}, None),
+    ("prompt-huge-ids", COMPLETIONS, {"model": "tiny", "prompt": [10**20]}, {400}, None),
+    ("prompt-list-of-strings", COMPLETIONS, {"model": "tiny", "prompt": ["a", "b"]}, {400}, "invalid_value"),
+    ("prompt=5", COMPLETIONS, {"model": "tiny", "prompt": 5}, {400}, "invalid_value"),
+    ("prompt-lone-surrogate", COMPLETIONS, raw('{"model": "tiny", "max_tokens": 2, "prompt": "\\udfff"}'), {400}, "invalid_json"),
+    ("prompt-ids-too-many", COMPLETIONS, {"model": "tiny", "prompt": [5] * 600}, {400}, "context_length_exceeded"),
+    ("prompt-ids-ok", COMPLETIONS, {"model": "tiny", "prompt": [5, 6, 7], "max_tokens": 2}, {200}, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "route, body, allowed, code", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_hand_picked_hostile_requests(serve_app, route, body, allowed, code):
+    url = serve_app.url
+    kw = {"content": body} if isinstance(body, bytes) else {"json": body}
+    r = httpx.post(url + route, timeout=60, **kw)
+    assert r.status_code in allowed, (r.status_code, r.text[:500])
+    if r.status_code != 200:
+        err = r.json()["error"]
+        assert err["message"] and err["type"] == "invalid_request_error", err
+        assert code is None or err["code"] == code, err
+    assert httpx.get(url + "/health", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "content_type, body, status",
+    [
+        ("text/plain", json.dumps(BASE), 200),  # any declared type is read as JSON (curl -d)
+        ("application/x-www-form-urlencoded", "model=tiny&max_tokens=4", 400),
+        ("multipart/form-data; boundary=x", "--x\r\n\r\nhi\r\n--x--", 400),
+        ("application/json; charset=latin-1", json.dumps(BASE), 200),
+    ],
+)
+def test_content_types(serve_app, content_type, body, status):
+    r = httpx.post(
+        serve_app.url + CHAT, content=body, headers={"content-type": content_type}, timeout=60
+    )
+    assert r.status_code == status, r.text[:300]
+    if status != 200:
+        assert r.json()["error"]["code"] == "invalid_json"
+
+
+def test_oversized_bodies_are_refused_declared_or_streamed(serve_app):
+    """413 whether the size is declared (Content-Length) or only seen while reading (chunked)."""
+    url, big = serve_app.url, json.dumps(chat("x" * 3_000_000)).encode()
+
+    def chunks():
+        for i in range(0, len(big), 65536):
+            yield big[i : i + 65536]
+
+    declared = httpx.post(url + CHAT, content=big, timeout=60)
+    streamed = httpx.post(url + CHAT, content=chunks(), timeout=60)
+    for r in (declared, streamed):
+        assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+
+
+def test_wrong_methods_and_routes_are_openai_4xx(serve_app):
+    url = serve_app.url
+    for method, path, status in [
+        ("GET", CHAT, 405),
+        ("PUT", COMPLETIONS, 405),
+        ("DELETE", "/v1/models", 405),
+        ("GET", "/v1/../../etc/passwd", 404),
+        ("GET", "/v1/trail/requests/%00%ff", 404),
+    ]:
+        r = httpx.request(method, url + path, timeout=30)
+        assert r.status_code == status, (method, path, r.status_code, r.text[:200])
+        assert r.json()["error"]["message"]
+
+
+def test_still_serving_after_hostile_input(serve_app):
+    url = serve_app.url
+    r = httpx.post(url + CHAT, json=chat("Hello!", max_tokens=6, ignore_eos=True), timeout=60)
+    assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 6
+    wait_idle(serve_app.load_dir)
