@@ -187,7 +187,7 @@ def compare(
         help="natural: greedy under one max_tokens cap (lengths checked per run); exact: "
         "ignore_eos + max_tokens = length, which this app also uses as the length prediction",
     ),
-    max_out: int = typer.Option(160, help="clip output lengths (the common max_tokens)"),
+    max_out: int = typer.Option(128, help="clip output lengths (the common max_tokens)"),
     max_num_seqs: int = typer.Option(4, help="small, so requests queue"),
     burstiness: float = typer.Option(1.0),
     saturation: float = typer.Option(None, help="1-replica req/s from an earlier run: skip it"),

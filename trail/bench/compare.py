@@ -51,7 +51,7 @@ def full_plan(spec: LoadSpec) -> Plan:
     """~30 min: 5 policies x 2 loads, c sweep at the top load, 3 routers with 2 replicas."""
     return Plan(
         ALL_POLICIES,
-        [0.8, 1.6],
+        [1.0, 1.6],
         [0.0, 0.5, 1.0],
         ["trail", "pow2", "round_robin"],
         [1.25],
