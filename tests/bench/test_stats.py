@@ -17,3 +17,22 @@ def test_summary_and_ratios():
     r = ratios({"mean_latency_s": 8.0}, {"mean_latency_s": 2.0}, ["mean_latency_s"])
     assert r["mean_latency_s"] == pytest.approx(4.0)
     assert summarize([], [], 0, 1.0) == {"n": 0}
+
+
+def test_replay_requests_do_not_hand_the_length_to_non_oracle_policies():
+    """ignore_eos + max_tokens = the true length: the ranking must not use it as a cap."""
+    from trail.bench.replay import build_arrivals
+    from trail.bench.workload import WorkItem
+
+    class Tok:  # the two calls chat_prompt_ids makes
+        def apply_chat_template(self, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
+            return "<user>hi"
+
+        def __call__(self, text: str, **kwargs) -> dict:  # noqa: ANN003
+            return {"input_ids": [1, 2, 3]}
+
+    tok = Tok()
+    items = [WorkItem(prompt="hi", out_tokens=7)]
+    (arrival,) = build_arrivals(items, tok, rate=1.0, seed=0, initial=None)
+    assert arrival["params"]["max_tokens"] == 7 and arrival["params"]["ignore_eos"]
+    assert arrival["params"]["extra_args"]["trail"]["use_max_tokens"] is False

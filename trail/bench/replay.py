@@ -23,7 +23,8 @@ def build_arrivals(
     times = arrival_times(len(items), rate, seed)
     arrivals = []
     for i, (w, t) in enumerate(zip(items, times, strict=True)):
-        extra: dict[str, Any] = {}
+        # max_tokens is the true length here: no policy but the oracle may rank by it
+        extra: dict[str, Any] = {"use_max_tokens": False}
         if initial is not None:
             extra["initial_dist"] = [float(x) for x in initial[i]]
         arrivals.append(
