@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, get_args
 
 import typer
+
+from trail.bench.client import Endpoint, Mode
 
 app = typer.Typer(
     help="Benchmarks (engine replay; HTTP load and comparison).", no_args_is_help=True
@@ -161,8 +164,15 @@ def load(
     from trail.bench.runner import LoadSpec, run_closed, run_open
 
     spec = LoadSpec(
-        n, seed, max_out, mode, endpoint, burstiness, timeout, requests and str(requests)
-    )  # type: ignore[arg-type]
+        n=n,
+        seed=seed,
+        max_out=max_out,
+        mode=_choice(mode, Mode, "--mode"),
+        endpoint=_choice(endpoint, Endpoint, "--endpoint"),
+        burstiness=burstiness,
+        timeout_s=timeout,
+        source=str(requests) if requests else None,
+    )
     slo = SLO(slo_ttft, slo_latency, slo_tpot)
     if concurrency > 0:
         records, summary = run_closed(url, model, spec, concurrency, true_len, slo)
@@ -202,7 +212,9 @@ def compare(
     from trail.bench.runner import LoadSpec
 
     console = Console()
-    spec = LoadSpec(n or (12 if quick else 18), seed, max_out, mode, "chat", burstiness)  # type: ignore[arg-type]
+    spec = LoadSpec(
+        n or (12 if quick else 18), seed, max_out, _choice(mode, Mode, "--mode"), "chat", burstiness
+    )
     plan = cmp.quick_plan(spec) if quick else cmp.full_plan(spec)
     plan.max_num_seqs = max_num_seqs
     plan.saturation_req_s = saturation
@@ -230,6 +242,15 @@ def report(
     paths = write_outputs(json.loads((out / "results.json").read_text()), out)
     typer.echo((out / "report.md").read_text())
     typer.echo("wrote " + ", ".join(map(str, paths)))
+
+
+def _choice(value: str, options: Any, flag: str) -> Any:
+    """`value` if it is one of the Literal type's options, else a clear CLI error."""
+    if value not in get_args(options):
+        raise typer.BadParameter(
+            f"{value!r} is not one of {', '.join(get_args(options))}", param_hint=flag
+        )
+    return value
 
 
 def _prompt_predictions(texts: list[str]) -> list | None:

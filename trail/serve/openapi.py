@@ -151,24 +151,25 @@ class DocumentedAPI(FastAPI):
         self.body_models = tuple(body_models)
 
     def openapi(self) -> dict[str, Any]:
-        if self.openapi_schema is None:
-            spec = super().openapi()  # cached in self.openapi_schema; completed in place
-            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-            for model in self.body_models:
-                schema = model.model_json_schema(ref_template=REF, mode="validation")
-                schemas.update(schema.pop("$defs", {}))
-                schemas[model.__name__] = schema
-            for ops in spec.get("paths", {}).values():
-                for op in ops.values():
-                    op.get("responses", {}).pop("422", None)  # no FastAPI validation runs
-                    for param in op.get("parameters", []):
-                        # Ray Serve cloudpickles the app; the copy's Param loses FastAPI's
-                        # "unset" sentinel for `example`, which then renders as {}
-                        if param.get("example") == {}:
-                            del param["example"]
-            for name in ("HTTPValidationError", "ValidationError"):
-                schemas.pop(name, None)
-        return self.openapi_schema
+        if self.openapi_schema is not None:
+            return self.openapi_schema
+        spec = super().openapi()  # also cached in self.openapi_schema: completed in place
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for model in self.body_models:
+            schema = model.model_json_schema(ref_template=REF, mode="validation")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[model.__name__] = schema
+        for ops in spec.get("paths", {}).values():
+            for op in ops.values():
+                op.get("responses", {}).pop("422", None)  # no FastAPI validation runs
+                for param in op.get("parameters", []):
+                    # Ray Serve cloudpickles the app; the copy's Param loses FastAPI's
+                    # "unset" sentinel for `example`, which then renders as {}
+                    if param.get("example") == {}:
+                        del param["example"]
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        return spec
 
 
 def render() -> str:
