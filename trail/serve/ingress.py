@@ -274,8 +274,10 @@ class Router:
     async def _chat_events(
         self, rid: str, req: ChatCompletionRequest, prepared: Prepared, dispatch: Dispatch
     ) -> AsyncIterator[dict[str, Any]]:
-        n, role = 0, {"role": "assistant"}  # sent with the first output, as vLLM does: clients
-        async for chunk in dispatch.gen:  # stamp TTFT at the first chunk with choices
+        # the role rides on the first output, as in vLLM's server: clients such as `vllm bench
+        # serve` stamp TTFT at the first chunk with choices
+        n, role = 0, {"role": "assistant"}
+        async for chunk in dispatch.gen:
             n = chunk.completion_tokens
             if chunk.text or chunk.finish_reason:
                 delta = {"content": chunk.text} if chunk.text else {}
