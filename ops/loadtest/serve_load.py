@@ -12,19 +12,13 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-RAY_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_AUTH_MODE": "disabled",
-    "RAY_worker_niceness": "0",
-    "HF_HUB_OFFLINE": "1",
-}
+from trail.serve.localcluster import RAY_ENV, free_port
+
 PROMPTS = [
     "Explain why the sky is blue.",
     "Write a haiku about autumn.",
@@ -33,12 +27,6 @@ PROMPTS = [
     "Describe how a bicycle works in a few sentences.",
     "Give me a short tip for learning to cook.",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def replica_memory_mib() -> dict[int, float]:

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.serve.helpers import free_port, wait_for
-from trail.serve.localcluster import LocalCluster, cluster_pids
+from tests.serve.helpers import wait_for
+from trail.serve.localcluster import LocalCluster, cluster_pids, free_port
 
 pytestmark = pytest.mark.serve
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
-RAY_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_AUTH_MODE": "disabled",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "RAY_worker_niceness": "0",  # Ray's default 15 starves replicas on a busy shared machine
-}
+from trail.serve.localcluster import RAY_ENV
 
 
 def apply_ray_env() -> None:
     os.environ.update(RAY_ENV)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tiny_args(load_dir: Path, **over: Any) -> dict[str, Any]:

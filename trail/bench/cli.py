@@ -195,7 +195,7 @@ def compare(
     mode: str = typer.Option(
         "natural",
         help="natural: greedy under one max_tokens cap (lengths checked per run); exact: "
-        "ignore_eos + max_tokens = length, which this app also uses as the length prediction",
+        "ignore_eos + max_tokens = length (sent with trail.use_max_tokens=false)",
     ),
     max_out: int = typer.Option(128, help="clip output lengths (the common max_tokens)"),
     max_num_seqs: int = typer.Option(4, help="small, so requests queue"),
