@@ -105,30 +105,21 @@ async def one(
     out.sent += 1
     out.plans[plan] += 1
     request = client.build_request("POST", url + CHAT, json=payload)
-    if plan == "before_headers":
-        sending = asyncio.ensure_future(client.send(request, stream=True))
-        done, _ = await asyncio.wait({sending}, timeout=p.delay_s)
-        if not done:
-            sending.cancel()  # closes the connection mid-request
-            await asyncio.gather(sending, return_exceptions=True)
-            out.statuses["none"] += 1
-            out.count(plan, "disconnected")
-            return
-        try:
-            response = sending.result()
-        except httpx.HTTPError as err:
-            out.statuses[type(err).__name__] += 1
-            out.count(plan, "errors", repr(err))
-            return
-        await read(response, plan, 0, out)  # headers came first: leave right after them
-        return
+    # before_headers: leave after delay_s if no headers yet (the cancel closes the connection),
+    # or right after the headers if they came first
+    wait_s = p.delay_s if plan == "before_headers" else None
+    k = 0 if plan == "before_headers" else None if plan == "complete" else p.chunks
     try:
-        response = await client.send(request, stream=True)
+        response = await asyncio.wait_for(client.send(request, stream=True), wait_s)
+    except TimeoutError:
+        out.statuses["none"] += 1
+        out.count(plan, "disconnected")
+        return
     except httpx.HTTPError as err:
         out.statuses[type(err).__name__] += 1
         out.count(plan, "errors", repr(err))
         return
-    await read(response, plan, None if plan == "complete" else p.chunks, out)
+    await read(response, plan, k, out)
 
 
 async def read(response: httpx.Response, plan: str, k: int | None, out: Storm) -> None:
