@@ -54,9 +54,17 @@ LOAD = [
 FAIRNESS = [
     PanelSpec(
         "Preemptions by reason",
-        "policy: SPRPT with limited preemption; kv_pressure: KV cache exhausted.",
+        "policy: SPRPT with limited preemption; kv_pressure: KV cache exhausted; "
+        "starvation: room made for a request past the starvation bound.",
         (Query(_rate("trail_preemptions_total", "reason"), "{{reason}}"),),
         unit="reqps",
+        stacked=True,
+    ),
+    PanelSpec(
+        "Recomputed tokens by reason",
+        "Tokens preemptions leave to recompute (not held by the prefix cache): the price paid.",
+        (Query(_rate("trail_recomputed_tokens_total", "reason"), "{{reason}}"),),
+        unit="short",
         stacked=True,
     ),
     PanelSpec(

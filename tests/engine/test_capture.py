@@ -1,5 +1,5 @@
 """The captured layer-k vector equals transformers' output_hidden_states[k+1] for the same
-tokens: the prefill mean and each decode step, eager and compiled, in-process and multiprocess.
+tokens: the last prompt token and each decode step, eager and compiled, in-process and multiprocess.
 
 Tolerance: both sides run fp32 from the same weights; they differ only in kernel summation
 order (vLLM's CPU attention/GEMMs vs PyTorch SDPA), ~1e-6 relative per op. Over a few layers
@@ -30,8 +30,8 @@ def _expected_vectors(model_path, layer, prompt_ids, output_ids):
         with torch.no_grad():
             hs = model(seq, output_hidden_states=True).hidden_states[layer + 1][0]
         p = len(ids)
-        vectors = {0: hs[:p].mean(dim=0).numpy()}
-        for g in range(1, len(out)):
+        vectors = {}
+        for g in range(len(out)):  # g = 0: the last prompt token, whose logits sampled token 0
             vectors[g] = hs[p + g - 1].numpy()
         expected.append(vectors)
     return expected
@@ -75,7 +75,7 @@ def _check(model_path, layer, run_scenario, tmp_path, eager, in_process):
         rel = np.linalg.norm(got - want) / np.linalg.norm(want)
         assert rel < REL_TOL, f"request {e['id']} at {e['at']}: relative error {rel:.2e}"
         seen += 1
-    # one prefill-mean vector + (N_OUT - 1) decode vectors per request
+    # one last-prompt-token vector + (N_OUT - 1) decode vectors per request
     assert seen == len(PROMPTS) * N_OUT
     assert {e["at"] for e in events} == set(range(N_OUT))
 

@@ -86,6 +86,7 @@ def test_every_trail_metric_in_a_query_is_defined_and_every_brief_metric_is_show
         "trail_predicted_remaining_tokens",
         "trail_queue_requests",
         "trail_preemptions",
+        "trail_recomputed_tokens",
         "trail_probe_calls",
         "trail_probe_seconds",
         "trail_prediction_abs_error_tokens",

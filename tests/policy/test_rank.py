@@ -7,13 +7,16 @@ import math
 import pytest
 
 from trail.policy import (
+    Capacity,
     LengthState,
+    StepCost,
     get_policy,
     is_preemptible,
     kv_pressure_victim,
     order_waiting,
     plan_preemptions,
     predicted_remaining,
+    promote_starving,
 )
 
 
@@ -82,31 +85,89 @@ def test_preemption_cap():
     assert not is_preemptible(st("a", preemptions=2), cfg)
 
 
+def victims(running, waiting, slots=0, now=5.0, cfg=None, blocks=math.inf, cost=None):
+    kw = {} if cost is None else {"cost": cost}
+    plans = plan_preemptions(running, waiting, Capacity(slots, blocks), now, cfg, **kw)
+    return [p.victim.request_id for p in plans]
+
+
 def test_victim_is_largest_preemptible_and_needs_margin():
     cfg = get_policy("trail-prompt", margin_tokens=10)
     running = [st("r1", initial=100), st("r2", initial=400), st("old", initial=1000, generated=900)]
     short = st("w", 5.0, initial=20)
-    victims = plan_preemptions(running, [short], free_slots=0, now=5.0, cfg=cfg)
-    assert [v.request_id for v in victims] == ["r2"]  # "old" is past c x initial: protected
+    assert victims(running, [short], cfg=cfg) == ["r2"]  # "old" is past c x initial: protected
     close = st("w2", 5.0, initial=395)
-    assert plan_preemptions(running, [close], 0, 5.0, cfg) == []  # within the margin
+    assert victims(running, [close], cfg=cfg) == []  # within the margin
 
 
 def test_no_preemption_when_slots_are_free_or_policy_is_non_preemptive():
     running = [st("r", initial=400)]
     short = [st("w", 1.0, initial=5)]
-    assert plan_preemptions(running, short, free_slots=1, now=1.0, cfg=get_policy("trail")) == []
-    assert plan_preemptions(running, short, 0, 1.0, get_policy("sjf-prompt")) == []
-    assert plan_preemptions(running, short, 0, 1.0, get_policy("fcfs")) == []
+    assert victims(running, short, slots=1, cfg=get_policy("trail")) == []
+    assert victims(running, short, cfg=get_policy("sjf-prompt")) == []
+    assert victims(running, short, cfg=get_policy("fcfs")) == []
 
 
 def test_several_victims_pair_best_waiting_with_worst_running():
     cfg = get_policy("trail-prompt", margin_tokens=0)
     running = [st(f"r{i}", initial=100 * (i + 1)) for i in range(3)]  # 100, 200, 300
     waiting = [st("w1", 1.0, initial=10), st("w2", 1.0, initial=150), st("w3", 1.0, initial=250)]
-    victims = plan_preemptions(running, waiting, 0, 1.0, cfg)
     # w1 < r2 (300): swap; w2 (150) < r1 (200): swap; w3 (250) > r0 (100): stop
-    assert [v.request_id for v in victims] == ["r2", "r1"]
+    assert victims(running, waiting, now=1.0, cfg=cfg) == ["r2", "r1"]
+
+
+def test_window_is_capped_by_max_tokens():
+    cfg = get_policy("trail", c=0.8)
+    # an initial prediction of 400 with max_tokens 100: preemptible only up to 0.8 x 100
+    assert is_preemptible(st("a", initial=400, generated=80, max_tokens=100), cfg)
+    assert not is_preemptible(st("a", initial=400, generated=81, max_tokens=100), cfg)
+    assert is_preemptible(st("a", initial=400, generated=81), cfg)  # uncapped: 0.8 x 400
+
+
+def test_mid_prefill_and_promoted_requests_are_never_victims():
+    cfg = get_policy("trail")
+    assert not is_preemptible(st("a", initial=400, in_prefill=True), cfg)
+    assert not is_preemptible(st("a", initial=400, generated=3, promoted=True), cfg)
+
+
+def test_swap_refused_when_recompute_costs_more_than_it_gains():
+    cfg = get_policy("trail-prompt", margin_tokens=0)
+    cost = StepCost(base_s=0.01, per_prefill_token_s=0.001, per_decode_seq_s=0.0)
+    # recompute of 100 tokens = 100 x 1 ms, a 10 ms decode step: 10 steps of the one running
+    assert cost.recompute_steps(100, running=1) == pytest.approx(10.0)
+    w = st("w", 1.0, initial=20)
+    cheap = [st("v", initial=400, recompute_tokens=100)]  # gain 380 > 10
+    assert victims(cheap, [w], cfg=cfg, cost=cost) == ["v"]
+    dear = [st("v", initial=400, recompute_tokens=5000)]  # 500 steps > 380
+    assert victims(dear, [w], cfg=cfg, cost=cost) == []
+    starving = st("s", 0.0, initial=20, promoted=True)  # the bound outranks the cost
+    assert victims(dear, [starving], cfg=cfg, cost=cost) == ["v"]
+
+
+def test_kv_memory_not_slots_can_call_for_a_victim():
+    cfg = get_policy("trail-prompt", margin_tokens=0)
+    w = st("w", 1.0, initial=20, admit_blocks=10)
+    big = [st("v", initial=400, kv_blocks=20)]
+    # a slot is free but only 2 blocks: the long one gives up its 20
+    assert victims(big, [w], slots=1, blocks=2, cfg=cfg) == ["v"]
+    assert victims(big, [w], slots=1, blocks=10, cfg=cfg) == []  # it fits: nobody leaves
+
+
+def test_nobody_is_preempted_for_a_request_that_still_would_not_fit():
+    cfg = get_policy("trail-prompt", margin_tokens=0)
+    w = st("w", 1.0, initial=20, admit_blocks=50)
+    small = [st("v", initial=400, kv_blocks=5), st("old", initial=100, generated=99, kv_blocks=40)]
+    assert victims(small, [w], slots=0, blocks=2, cfg=cfg) == []
+
+
+def test_starvation_promotion_is_once_and_keeps_credit_across_preemption():
+    cfg = get_policy("trail-prompt", starvation_s=10.0)
+    s = st("a", 0.0, initial=500, waiting_since=0.0)
+    s.leave_waiting(6.0)  # admitted after 6 s, preempted at 20 s
+    s.enter_waiting(20.0)
+    assert promote_starving([s], 23.0, cfg) == []  # 6 + 3 s waited
+    assert promote_starving([s], 25.0, cfg) == [s]  # 6 + 5 = 11 s > 10
+    assert s.promoted and promote_starving([s], 26.0, cfg) == []
 
 
 def test_aging_lowers_rank_with_wait():
@@ -127,8 +188,8 @@ def test_starvation_bound_puts_the_oldest_first_and_lets_it_preempt():
     short = st("short", 29.0, initial=5, waiting_since=29.0)
     assert order_waiting([short, long_], 31.0, cfg)[0].request_id == "long"
     running = [st("r", 20.0, initial=50)]
-    assert [v.request_id for v in plan_preemptions(running, [long_], 0, 31.0, cfg)] == ["r"]
-    assert plan_preemptions(running, [long_], 0, 29.0, cfg) == []
+    assert victims(running, [long_], now=31.0, cfg=cfg) == ["r"]
+    assert victims(running, [long_], now=29.0, cfg=cfg) == []
 
 
 def test_kv_pressure_victim_prefers_preemptible_then_longest():

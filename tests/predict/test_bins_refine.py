@@ -38,15 +38,29 @@ def test_known_prior_and_likelihood_give_known_posterior() -> None:
     np.testing.assert_allclose(refiner.update(None, 7, likelihood), likelihood)
 
 
-def test_count_down_matches_matrix_power() -> None:
-    bins = LengthBins.from_edges([0, 16, 48, 128, 512])
-    refiner = BayesRefiner(bins)
-    t = transition_matrix(bins)
-    np.testing.assert_allclose(t.sum(axis=1), 1.0)
+def test_count_down_gives_the_hand_computed_prior_and_posterior() -> None:
+    # two bins of width 10: one token moves 1/10 of bin 1's mass to bin 0, which absorbs
+    refiner = BayesRefiner(LengthBins.uniform(2, 20))
+    np.testing.assert_allclose(transition_matrix(refiner.bins), [[1.0, 0.0], [0.1, 0.9]])
+    np.testing.assert_allclose(refiner.prior(np.array([0.0, 1.0]), 2), [0.19, 0.81])
+    posterior = refiner.update(np.array([0.0, 1.0]), 2, np.array([0.5, 0.25]))
+    np.testing.assert_allclose(posterior, np.array([0.095, 0.2025]) / 0.2975)
+
+
+def test_tempered_likelihood_ratio_by_hand() -> None:
+    """alpha = 0.5 and a base rate [0.8, 0.2]: likelihood = sqrt(p / base)."""
+    refiner = BayesRefiner(LengthBins.uniform(2, 20), temper=0.5, base_rate=np.array([0.8, 0.2]))
+    prior, probe = np.array([0.5, 0.5]), np.array([0.2, 0.8])
+    lik = np.sqrt([0.2 / 0.8, 0.8 / 0.2])  # [0.5, 2.0]
+    np.testing.assert_allclose(refiner.update(prior, 0, probe), lik / lik.sum())
+    # the first output is the first posterior as is: it already holds the training prior
+    np.testing.assert_allclose(refiner.update(None, 3, probe), probe)
+    with pytest.raises(ValueError, match="temper"):
+        BayesRefiner(LengthBins.uniform(2, 20), temper=0.0)
+
+
+def test_flat_likelihood_counts_down_one_token_per_step() -> None:
     post = np.array([0.0, 0.2, 0.3, 0.5])
-    for j in (1, 5, 37):
-        np.testing.assert_allclose(refiner.prior(post, j), post @ np.linalg.matrix_power(t, j))
-    # equal widths and an empty bin 0: a flat likelihood moves the mean down exactly 1 per token
     even = BayesRefiner(LengthBins.uniform(4, 400))
     one_step = even.update(post, 1, np.ones(4))
     assert even.expected(one_step) == pytest.approx(even.expected(post) - 1.0)

@@ -1,18 +1,22 @@
 """Worker side: map captured rows to requests, run the probe, ship K probabilities each.
 
 Rows of a step are in batch order (ModelRunnerOutput.req_ids), request i owning the next
-num_scheduled_tokens[i] rows. Prefill: mean of the prompt rows (accumulated across chunks);
-decode: the last row. Only small vectors leave the worker, as `output.trail_probe`.
+num_scheduled_tokens[i] rows. The probed row is always the request's last row of the step, the
+one the sampler used: at the end of prefill that is the last prompt token, which vLLM computes
+even on a full prefix-cache hit, so the initial prediction is the same with or without caching.
+Only small vectors leave the worker, as `output.trail_probe`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+
+from trail.engine.sink import CaptureSink, capture_request
 
 _ORIGINAL_ATTR = "_trail_original_sample_tokens"
 
@@ -28,27 +32,12 @@ class ProbeEmission:
 
 
 @dataclass
-class PromptAccumulator:
-    total: torch.Tensor | None = None
-    count: int = 0
-
-    def add(self, rows: torch.Tensor) -> None:
-        s = rows.float().sum(dim=0)
-        self.total = s if self.total is None else self.total + s
-        self.count += rows.shape[0]
-
-    def mean(self) -> torch.Tensor:
-        assert self.total is not None and self.count > 0
-        return self.total / self.count
-
-
-@dataclass
 class CaptureState:
-    """Per-worker state across steps."""
+    """Per-worker state across steps: probe counters and the capture sink, if any."""
 
-    prompts: dict[str, PromptAccumulator] = field(default_factory=dict)
     probe_calls: int = 0
     probe_seconds: float = 0.0
+    sink: CaptureSink | None = None
 
 
 def install_runner_hook() -> None:
@@ -63,7 +52,9 @@ def install_runner_hook() -> None:
     def sample_tokens(self, grammar_output):  # noqa: ANN001, ANN202
         state = self.execute_model_state
         output = original(self, grammar_output)
-        model = getattr(self, "model", None)
+        # the raw model: under CUDA graphs self.model is a CUDAGraphWrapper, whose attribute
+        # writes would shadow the inner model's `trail_capture` instead of clearing it
+        model = self.get_model() if hasattr(self, "model") else None
         capture = getattr(model, "trail_capture", None)
         if state is not None and capture is not None and hasattr(output, "req_ids"):
             scheduler_output = state[0]
@@ -97,32 +88,37 @@ def computed_before_step(scheduler_output: Any) -> dict[str, int]:
 
 
 def collect_emissions(runner: Any, model: Any, scheduler_output: Any, req_ids: list[str]) -> dict:
-    """Per request: the vector to probe this step (prefill mean or last decode row), if any."""
-    cfg = model.trail
+    """Per request: the row to probe this step, if its last row samples an output token
+    (generated 0 = end of prefill, then every `predict_every` tokens)."""
+    every = model.trail.refine_settings().predict_every
     st: CaptureState = _state(runner)
-    for rid in scheduler_output.finished_req_ids:
-        st.prompts.pop(rid, None)
-    capture = model.trail_capture
+    capture = model.trail_capture  # [tokens, H] or [tokens, layers, H]
+    probe_rows = capture if capture.dim() == 2 else capture[:, model.trail_probe_index]
     spans = request_spans(req_ids, scheduler_output.num_scheduled_tokens)
     before = computed_before_step(scheduler_output)
     picked: list[tuple[str, int, torch.Tensor]] = []
+    sunk: list[tuple[str, int, torch.Tensor]] = []
     for rid, (r0, r1) in spans.items():
         if r1 <= r0 or rid not in runner.requests:
             continue
-        n_prompt = runner.requests[rid].num_prompt_tokens
-        p0 = before.get(rid, 0)
-        last_pos = p0 + (r1 - r0) - 1
-        if p0 == 0:
-            st.prompts[rid] = PromptAccumulator()
-        if p0 < n_prompt:  # some prompt rows in this step
-            n_rows = min(r1 - r0, n_prompt - p0)
-            st.prompts.setdefault(rid, PromptAccumulator()).add(capture[r0 : r0 + n_rows])
-        generated = last_pos - n_prompt + 1
-        if generated == 0:
-            picked.append((rid, 0, st.prompts[rid].mean()))
-        elif generated > 0 and generated % cfg.predict_every == 0:
-            picked.append((rid, generated, capture[r1 - 1].float()))
-    return _run_probe(model, st, picked, ship_vectors=cfg.ship_vectors)
+        request = runner.requests[rid]
+        generated = before.get(rid, 0) + (r1 - r0) - request.num_prompt_tokens
+        if generated < 0:  # a prefill chunk before the last prompt token
+            continue
+        if generated % every == 0 and (model.trail_probe is not None or model.trail.ship_vectors):
+            picked.append((rid, generated, probe_rows[r1 - 1].float()))
+        asked = capture_request(request) if model.trail.capture_dir else None
+        if asked is not None and generated % asked[1] == 0:
+            sunk.append((asked[0], generated, capture[r1 - 1].reshape(-1, capture.shape[-1])))
+    if sunk:
+        _sink(st, model, capture.shape[-1]).write(sunk)
+    return _run_probe(model, st, picked, ship_vectors=model.trail.ship_vectors)
+
+
+def _sink(st: CaptureState, model: Any, hidden: int) -> CaptureSink:
+    if st.sink is None:
+        st.sink = CaptureSink(model.trail.capture_dir, model.trail_layers, hidden)
+    return st.sink
 
 
 def _run_probe(model: Any, st: CaptureState, picked: list, ship_vectors: bool) -> dict:
@@ -132,8 +128,10 @@ def _run_probe(model: Any, st: CaptureState, picked: list, ship_vectors: bool) -
     probs: np.ndarray | None = None
     probe = getattr(model, "trail_probe", None)
     if probe is not None:
+        if next(probe.parameters()).device != vectors.device:  # run where the states are
+            probe.to(vectors.device)
         t0 = time.perf_counter()
-        probs = probe.probs(vectors).float().numpy()
+        probs = probe.probs(vectors).float().cpu().numpy()
         st.probe_seconds += time.perf_counter() - t0
         st.probe_calls += 1
     out = {}
@@ -141,7 +139,7 @@ def _run_probe(model: Any, st: CaptureState, picked: list, ship_vectors: bool) -
         out[rid] = ProbeEmission(
             generated=generated,
             probs=None if probs is None else probs[i].tolist(),
-            vector=vectors[i].tolist() if ship_vectors else None,
+            vector=vectors[i].cpu().tolist() if ship_vectors else None,
         )
     return out
 

@@ -11,6 +11,7 @@ from trail.engine.settings import TrailConfig
 from trail.models.paths import smollm2_dir
 
 SCHEDULER_CLS = "trail.engine.scheduler.TrailScheduler"
+ASYNC_SCHEDULER_CLS = "trail.engine.scheduler.TrailAsyncScheduler"
 
 
 class EngineConfig(BaseModel):
@@ -32,9 +33,15 @@ class EngineConfig(BaseModel):
         False, description="VLLM_ENABLE_V1_MULTIPROCESSING=0: engine core in this process"
     )
     enable_prefix_caching: bool = Field(
-        False,
-        description="off by default: cached prompt rows are never computed, so the "
-        "prefill-mean embedding would cover only the uncached suffix",
+        True,
+        description="on, as in vLLM: a preempted request's blocks stay cached, so resuming it "
+        "recomputes only what was evicted; the initial probe input is the last prompt token's "
+        "state, which vLLM computes even on a full cache hit",
+    )
+    async_scheduling: bool | None = Field(
+        None,
+        description="vLLM async scheduling; None: vLLM's default (on for GPUs, off on CPU), "
+        "with the TRAIL scheduler class that matches it",
     )
     trail: TrailConfig | None = Field(None, description="None: stock vLLM (FCFS)")
     extra: dict[str, Any] = Field(default_factory=dict, description="more vLLM engine args")
@@ -47,6 +54,13 @@ class EngineConfig(BaseModel):
         os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if self.in_process else "1"
 
+    def uses_async(self) -> bool:
+        if self.async_scheduling is not None:
+            return self.async_scheduling
+        from vllm.platforms import current_platform
+
+        return not current_platform.is_cpu()  # vLLM forces it off on CPU
+
     def engine_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = dict(
             model=self.model,
@@ -58,8 +72,10 @@ class EngineConfig(BaseModel):
             seed=self.seed,
         )
         kw["enable_prefix_caching"] = self.enable_prefix_caching
+        if self.async_scheduling is not None:
+            kw["async_scheduling"] = self.async_scheduling
         if self.trail is not None:
-            kw["scheduler_cls"] = SCHEDULER_CLS
+            kw["scheduler_cls"] = ASYNC_SCHEDULER_CLS if self.uses_async() else SCHEDULER_CLS
             kw["scheduling_policy"] = "priority"
             kw["hf_overrides"] = self.trail.hf_overrides()
         if self.max_num_batched_tokens:

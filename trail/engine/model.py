@@ -18,9 +18,13 @@ class TrailLlamaForCausalLM(LlamaForCausalLM):
     def __init__(self, *, vllm_config, prefix: str = "", **kwargs):  # noqa: ANN001
         super().__init__(vllm_config=vllm_config, prefix=prefix, **kwargs)
         self.trail = TrailConfig.from_hf_config(vllm_config.model_config.hf_config)
+        self.trail_layers = self.trail.resolved_capture_layers()
         self.trail_layer = self.trail.resolved_layer()
-        # output after decoder layer k == aux index k + 1 (index 0 is the embeddings)
-        self.model._set_aux_hidden_state_layers((self.trail_layer + 1,))
+        # output after decoder layer k == aux index k + 1 (index 0 is the embeddings); vLLM
+        # returns the aux states sorted by layer, so keep ours sorted too
+        self.trail_layers.sort()
+        self.trail_probe_index = self.trail_layers.index(self.trail_layer)
+        self.set_aux_hidden_state_layers(tuple(k + 1 for k in self.trail_layers))  # public API
         self.trail_capture: torch.Tensor | None = None
         # kept out of the module tree so vLLM's weight loading never sees the probe
         self.__dict__["trail_probe"] = self.trail.load_probe_module()
@@ -28,8 +32,8 @@ class TrailLlamaForCausalLM(LlamaForCausalLM):
     def forward(self, input_ids, positions, intermediate_tensors=None, inputs_embeds=None):  # noqa: ANN001, ANN201
         out = self.model(input_ids, positions, intermediate_tensors, inputs_embeds)
         if isinstance(out, tuple):
-            hidden, aux = out
-            self.trail_capture = aux[0]
+            hidden, aux = out  # one [tokens, H] per layer -> [tokens, H] or [tokens, layers, H]
+            self.trail_capture = aux[0] if len(aux) == 1 else torch.stack(aux, dim=1)
             return hidden
         self.trail_capture = None
         return out

@@ -59,9 +59,9 @@ class SchedulerObserver:
     def probe_seconds(self, seconds: float) -> None:
         self.metrics.probe_call(seconds)
 
-    def preempted(self, t: Tracked, reason: str) -> None:
+    def preempted(self, t: Tracked, reason: str, recompute_tokens: int = 0) -> None:
         self.log.preempted(t, reason)
-        self.metrics.preempted(reason)
+        self.metrics.preempted(reason, recompute_tokens)
         if self.store is not None:
             self.store.preempted(
                 t.length.request_id, reason=reason, step=t.length.generated, ts=time.time()

@@ -1,9 +1,11 @@
 """TrailScheduler: vLLM's scheduler with TRAIL ranking, refinement and limited preemption.
 
-Selected with scheduler_cls="trail.engine.scheduler.TrailScheduler" and
-scheduling_policy="priority" (whose KV-pressure victim is max(running, key=(priority,
-arrival)) — we set `priority` each step so that victim is the policy's). All decisions come
-from trail.policy; this class only translates vLLM requests to LengthState and back.
+Selected with scheduler_cls="trail.engine.scheduler.TrailScheduler" (or TrailAsyncScheduler
+where vLLM runs async scheduling, i.e. on GPUs) and scheduling_policy="priority" (whose
+KV-pressure victim is max(running, key=(priority, arrival)) — we set `priority` each step so
+that victim is the policy's). All decisions come from trail.policy; this mixin only translates
+vLLM requests to LengthState and back. The vLLM internals it touches are listed in
+docs/scheduling.md.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import RequestStatus
 
@@ -21,20 +24,27 @@ from trail.engine.settings import TrailConfig
 from trail.engine.stats import EngineLoad, LoadPublisher
 from trail.engine.tracking import Tracked, initial_from_request
 from trail.policy import (
+    Capacity,
     PredictionSource,
+    StepCostEstimator,
     is_preemptible,
     order_waiting,
     plan_preemptions,
     predicted_remaining,
+    promote_starving,
     sort_key,
 )
-from trail.policy.rank import is_starving
-from trail.predict.refine import BayesRefiner
 
 PREEMPTIBLE_BONUS = 1e12  # KV victims: any preemptible request before any protected one
 
 
-class TrailScheduler(Scheduler):
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class TrailSchedulerMixin:
+    """Everything TRAIL adds; composed with vLLM's Scheduler or AsyncScheduler below."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.trail = TrailConfig.from_hf_config(self.vllm_config.model_config.hf_config)
@@ -46,9 +56,12 @@ class TrailScheduler(Scheduler):
             else self.policy_cfg.with_(source=PredictionSource.PROMPT_COUNTDOWN)
         )
         self.bins = self.trail.resolved_bins()
-        self.refiner = BayesRefiner(self.bins)
+        self.refiner = self.trail.refiner()
         self.tracked: dict[str, Tracked] = {}
-        self.preemptions: Counter[str] = Counter()
+        self.preemptions: Counter[str] = Counter()  # by reason; published in EngineLoad
+        self.recomputed_tokens: Counter[str] = Counter()
+        self.step_cost = StepCostEstimator()
+        self._step: tuple[float, int, int] | None = None  # start, prefill tokens, decode seqs
         self.observer = SchedulerObserver(self.trail)
         self.load_publisher = LoadPublisher(self.trail.load_path)
         self.waiting = RankedRequestQueue()
@@ -78,12 +91,14 @@ class TrailScheduler(Scheduler):
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
         now = time.monotonic()
         self._sync(now)
+        self._promote_starving(now)
         self._preempt_by_policy(now)
         self._set_kv_victim_order()
-        self._order_waiting(now)
+        self.waiting.reorder(lambda r: sort_key(self._state(r), now, self.policy_cfg))
         out = super().schedule(*args, **kwargs)
         for req in self.running:
-            self._state(req).leave_waiting()
+            self._state(req).leave_waiting(now)
+        self._step = (time.perf_counter(), *step_shape(out.num_scheduled_tokens))
         idle = not self.running and not self.waiting
         self.load_publisher.maybe_publish(self.current_load, self.observer.load, idle=idle)
         return out
@@ -92,7 +107,9 @@ class TrailScheduler(Scheduler):
         return self.tracked[request.request_id].length
 
     def _sync(self, now: float) -> None:
-        """Copy progress from vLLM's requests; note KV-pressure preemptions vLLM made."""
+        """Copy progress and resources from vLLM's requests; note vLLM's own KV preemptions."""
+        block = self.block_size
+        caching = self.cache_config.enable_prefix_caching
         for rid, t in self.tracked.items():
             req = self.requests.get(rid)
             if req is None:
@@ -102,28 +119,47 @@ class TrailScheduler(Scheduler):
                 self.observer.first_token(t)
             s.generated = req.num_output_tokens
             if req.num_preemptions > s.preemptions:
-                self.preemptions["kv_pressure"] += req.num_preemptions - s.preemptions
-                self.observer.preempted(t, "kv_pressure")
+                self._count_preemption(t, "kv_pressure", s.recompute_tokens)
             s.preemptions = req.num_preemptions
-            if req.status != RequestStatus.RUNNING and s.waiting_since is None:
+            running = req.status == RequestStatus.RUNNING
+            s.in_prefill = running and req.num_computed_tokens < req.num_tokens - 1
+            computed = req.num_computed_tokens
+            s.recompute_tokens = computed % block if caching else computed
+            s.kv_blocks = len(self.kv_cache_manager.get_block_ids(rid)[0]) if running else 0
+            s.admit_blocks = cdiv(req.num_tokens + 1, block)
+            if not running:
                 s.enter_waiting(now)
+
+    def _promote_starving(self, now: float) -> None:
+        states = [self._state(r) for r in self.waiting]
+        for s in promote_starving(states, now, self.policy_cfg):
+            self.observer.starvation_promoted(self.tracked[s.request_id])
 
     def _preempt_by_policy(self, now: float) -> None:
         cfg = self.policy_cfg
         if not cfg.preemptive or not self.waiting:
             return
         running = [r for r in self.running if r.status == RequestStatus.RUNNING]
-        free = self.max_num_running_reqs - len(self.running)
+        room = Capacity(
+            self.max_num_running_reqs - len(self.running),
+            self.kv_cache_manager.block_pool.get_num_free_blocks(),
+        )
         waiting = order_waiting([self._state(r) for r in self.waiting], now, cfg)
-        victims = plan_preemptions([self._state(r) for r in running], waiting, free, now, cfg)
-        for v in victims:
-            req = self.requests[v.request_id]
+        plans = plan_preemptions(
+            [self._state(r) for r in running], waiting, room, now, cfg, self.step_cost()
+        )
+        for p in plans:
+            req = self.requests[p.victim.request_id]
             self.running.remove(req)
             self._preempt_request(req, now)
-            v.preemptions = req.num_preemptions
-            v.enter_waiting(now)
-            self.preemptions["policy"] += 1
-            self.observer.preempted(self.tracked[v.request_id], "policy")
+            p.victim.preemptions = req.num_preemptions
+            p.victim.enter_waiting(now)
+            self._count_preemption(self.tracked[req.request_id], p.reason, p.victim.recompute_tokens)
+
+    def _count_preemption(self, t: Tracked, reason: str, recompute: int) -> None:
+        self.preemptions[reason] += 1
+        self.recomputed_tokens[reason] += recompute
+        self.observer.preempted(t, reason, recompute)
 
     def _set_kv_victim_order(self) -> None:
         cfg = self.policy_cfg
@@ -134,15 +170,6 @@ class TrailScheduler(Scheduler):
                 req.priority = bonus + predicted_remaining(s, cfg)
             else:
                 req.priority = 0  # ties -> latest arrival, vLLM's FCFS choice
-
-    def _order_waiting(self, now: float) -> None:
-        cfg = self.policy_cfg
-        for req in self.waiting:
-            t = self.tracked[req.request_id]
-            if not t.promoted and is_starving(t.length, now, cfg):
-                t.promoted = True
-                self.observer.starvation_promoted(t)
-        self.waiting.reorder(lambda r: sort_key(self._state(r), now, cfg))
 
     def current_load(self) -> EngineLoad:
         total = sum(predicted_remaining(t.length, self.work_cfg) for t in self.tracked.values())
@@ -160,10 +187,16 @@ class TrailScheduler(Scheduler):
             time.time(),
             kv_free_blocks=pool.get_num_free_blocks(),
             kv_total_blocks=pool.num_gpu_blocks - 1,  # minus vLLM's null block
+            preemptions=dict(self.preemptions),
+            recomputed_tokens=dict(self.recomputed_tokens),
         )
 
     # ---- probe outputs ------------------------------------------------------------------
     def update_from_output(self, scheduler_output: Any, model_runner_output: Any) -> Any:
+        if self._step is not None:
+            started, prefill, decode = self._step
+            self.step_cost.observe(prefill, decode, time.perf_counter() - started)
+            self._step = None
         emissions = getattr(model_runner_output, "trail_probe", None) or {}
         for rid, em in emissions.items():
             t = self.tracked.get(rid)
@@ -175,17 +208,36 @@ class TrailScheduler(Scheduler):
         return super().update_from_output(scheduler_output, model_runner_output)
 
     def _refine(self, t: Tracked, em: Any) -> None:
+        """One probe output into the posterior; a step already counted (a request recomputed
+        after a preemption emits its rows again) adds no evidence."""
         posterior = None
-        if em.probs is not None:
+        if em.probs is not None and em.generated > t.evidence_at:
             steps = em.generated - t.posterior_at
-            t.posterior = self.refiner.update(t.posterior, steps, em.probs)
-            t.posterior_at = em.generated
+            # before the first probe output the prior is the prompt's distribution, if the
+            # evaluation chose to start from it (else the first probe output stands alone)
+            use_prior = t.evidence_at >= 0 or self.trail.refine_settings().prompt_prior
+            t.posterior = self.refiner.update(t.posterior if use_prior else None, steps, em.probs)
+            t.posterior_at = t.evidence_at = em.generated
             expected = self.refiner.expected(t.posterior)
             t.length.refine(expected)
-            t.length.refined_at = em.generated
             t.trajectory.append((em.generated, expected))
             posterior = t.posterior.tolist()
         self.observer.emission(t, em, posterior)
+
+
+class TrailScheduler(TrailSchedulerMixin, Scheduler):
+    """Synchronous scheduling (vLLM on CPU always runs this way)."""
+
+
+class TrailAsyncScheduler(TrailSchedulerMixin, AsyncScheduler):
+    """vLLM's async scheduling (the GPU default; subclassing Scheduler would turn it off)."""
+
+
+def step_shape(num_scheduled_tokens: dict[str, int]) -> tuple[int, int]:
+    """(prefill tokens, decode sequences) of a step: a request with one token is decoding."""
+    prefill = sum(n for n in num_scheduled_tokens.values() if n > 1)
+    decode = sum(1 for n in num_scheduled_tokens.values() if n == 1)
+    return prefill, decode
 
 
 def finish_reason_name(reason: Any) -> str:

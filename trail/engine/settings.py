@@ -4,14 +4,25 @@ that the worker (capture, probe) and the scheduler (policy, refinement) read one
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+import numpy as np
+from pydantic import BaseModel, Field, PrivateAttr
 
 from trail.policy.spec import POLICIES, PolicyConfig, PredictionSource, get_policy
 from trail.predict.bins import LengthBins
+from trail.predict.refine import BayesRefiner
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    predict_every: int
+    temper: float
+    base_rate: list[float] | None  # divide the probe output by this training prior
+    prompt_prior: bool
 
 DEFAULT_PROBE_DIR = Path(__file__).resolve().parents[1] / "assets" / "smollm2" / "probe"
 
@@ -27,9 +38,23 @@ class TrailConfig(BaseModel):
     starvation_s: float = Field(math.inf, gt=0, description="hard bound on a request's wait")
     probe_path: str | None = Field(None, description="dir with probe.json + probe.pt")
     layer: int | None = Field(None, ge=0, description="capture layer (default: the probe's)")
-    predict_every: int = Field(1, ge=1, description="run the probe every N decode steps")
+    predict_every: int | None = Field(
+        None, ge=1, description="run the probe every N decode steps (default: the probe card's)"
+    )
+    refine_temper: float | None = Field(
+        None, gt=0, le=1, description="Bayes likelihood temper (default: the probe card's)"
+    )
+    refine_prompt_prior: bool | None = Field(
+        None, description="start the posterior from the prompt prediction (default: card's)"
+    )
     capture: bool | None = Field(None, description="capture hidden states (default: if needed)")
-    ship_vectors: bool = Field(False, description="also ship raw vectors (tests, profiling)")
+    ship_vectors: bool = Field(False, description="also ship raw vectors (tests)")
+    capture_layers: list[int] | None = Field(
+        None, description="layers the worker captures (default: the probe's layer)"
+    )
+    capture_dir: str | None = Field(
+        None, description="worker-side sink for the rows of requests that ask for capture"
+    )
     bins: list[float] | None = Field(None, description="bin edges (default: the probe's)")
     dump_path: str | None = Field(None, description="append scheduler events as JSONL here")
     load_path: str | None = Field(None, description="publish EngineLoad JSON here (Serve)")
@@ -39,6 +64,7 @@ class TrailConfig(BaseModel):
     default_prediction: float = Field(256.0, gt=0, description="initial prediction if none given")
 
     model_config = {"extra": "forbid"}
+    _refine: RefineSettings | None = PrivateAttr(None)
 
     @classmethod
     def from_hf_config(cls, hf_config: Any) -> TrailConfig:
@@ -55,6 +81,29 @@ class TrailConfig(BaseModel):
             if value is not None:
                 overrides[name] = value
         return get_policy(self.policy, **overrides)
+
+    def refine_settings(self) -> RefineSettings:
+        """The served refinement: explicit settings win, else what `trail eval` chose for this
+        probe (its card's "served" entry), else the paper's rule at every step."""
+        if self._refine is None:
+            bundle = self.probe_bundle if self.needs_probe or self.probe_path else None
+            card = (bundle.card.get("served") if bundle is not None else None) or {}
+            self._refine = RefineSettings(
+                predict_every=self.predict_every or int(card.get("predict_every", 1)),
+                temper=self.refine_temper or float(card.get("temper", 1.0)),
+                base_rate=card.get("base_rate"),
+                prompt_prior=(
+                    self.refine_prompt_prior
+                    if self.refine_prompt_prior is not None
+                    else bool(card.get("prompt_prior", True))
+                ),
+            )
+        return self._refine
+
+    def refiner(self) -> BayesRefiner:
+        r = self.refine_settings()
+        base = None if r.base_rate is None else np.asarray(r.base_rate, dtype=float)
+        return BayesRefiner(self.resolved_bins(), temper=r.temper, base_rate=base)
 
     @property
     def needs_probe(self) -> bool:
@@ -86,8 +135,18 @@ class TrailConfig(BaseModel):
             return self.layer
         bundle = self.probe_bundle
         if bundle is None:
+            if self.capture_layers:
+                return self.capture_layers[0]
             raise ValueError("trail.layer is required when no probe is configured")
         return bundle.layer
+
+    def resolved_capture_layers(self) -> list[int]:
+        """What the worker captures; the probe's layer is always among them."""
+        layers = list(self.capture_layers or [])
+        if self.probe_bundle is not None or not layers:
+            layer = self.resolved_layer()
+            layers = layers if layer in layers else [layer, *layers]
+        return layers
 
     def resolved_bins(self) -> LengthBins:
         if self.bins:
@@ -96,7 +155,9 @@ class TrailConfig(BaseModel):
         return bundle.bins if bundle is not None else LengthBins.uniform(10, 512)
 
     def wants_capture(self) -> bool:
-        return self.capture if self.capture is not None else (self.needs_probe or self.ship_vectors)
+        if self.capture is not None:
+            return self.capture
+        return self.needs_probe or self.ship_vectors or self.capture_dir is not None
 
     def load_probe_module(self):  # noqa: ANN201
         bundle = self.probe_bundle

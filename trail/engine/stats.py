@@ -11,7 +11,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
@@ -24,6 +24,8 @@ class EngineLoad:
     ts: float  # time.time() when written
     kv_free_blocks: int = -1  # KV cache blocks free (incl. cached, evictable); -1: unknown
     kv_total_blocks: int = -1  # usable blocks (vLLM's null block excluded)
+    preemptions: dict[str, int] = field(default_factory=dict)  # since start, by reason
+    recomputed_tokens: dict[str, int] = field(default_factory=dict)  # likewise
 
     @property
     def work_tokens(self) -> float:

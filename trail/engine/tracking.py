@@ -16,9 +16,9 @@ class Tracked:
     length: LengthState
     posterior: np.ndarray | None = None
     posterior_at: int = 0
+    evidence_at: int = -1  # last step whose probe output is in the posterior
     initial_dist: list[float] | None = None
     trajectory: list[tuple[int, float]] = field(default_factory=list)
-    promoted: bool = False  # counted once as a starvation promotion
 
 
 def initial_from_request(

@@ -17,7 +17,7 @@ TOKEN_ERROR_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 PROBE_SECONDS_BUCKETS = (1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 FLUSH_SECONDS_BUCKETS = (5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
-PREEMPTION_REASONS = ("policy", "kv_pressure")
+PREEMPTION_REASONS = ("policy", "kv_pressure", "starvation")
 QUEUE_STATES = ("running", "waiting")
 ERROR_PHASES = ("initial", "refined")
 STORE_EVENT_KINDS = ("arrival", "step", "preempted", "first_token", "finished")
@@ -42,7 +42,14 @@ QUEUE_REQUESTS = Gauge(
 )
 PREEMPTIONS = Counter(
     "trail_preemptions",
-    "Running requests preempted, by reason (policy: SPRPT decision; kv_pressure: KV cache full).",
+    "Running requests preempted, by reason (policy: SPRPT decision; kv_pressure: KV cache full; "
+    "starvation: for a request past the starvation bound).",
+    ["replica", "reason"],
+    registry=None,
+)
+RECOMPUTED_TOKENS = Counter(
+    "trail_recomputed_tokens",
+    "Tokens a preemption leaves to recompute (not in the prefix cache), by preemption reason.",
     ["replica", "reason"],
     registry=None,
 )
@@ -139,6 +146,7 @@ ALL_METRICS = (
     PREDICTED_REMAINING_TOKENS,
     QUEUE_REQUESTS,
     PREEMPTIONS,
+    RECOMPUTED_TOKENS,
     PROBE_CALLS,
     PROBE_SECONDS,
     PREDICTION_ABS_ERROR_TOKENS,

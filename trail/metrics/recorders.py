@@ -31,6 +31,7 @@ class ReplicaMetrics:
             d.POLICY_INFO.labels(replica=replica, policy=policy).set(1)
         for reason in d.PREEMPTION_REASONS:  # zero-valued series, so rate() sees the first one
             d.PREEMPTIONS.labels(replica=replica, reason=reason)
+            d.RECOMPUTED_TOKENS.labels(replica=replica, reason=reason)
         for phase in d.ERROR_PHASES:
             d.PREDICTION_ABS_ERROR_TOKENS.labels(replica=replica, phase=phase)
 
@@ -41,9 +42,10 @@ class ReplicaMetrics:
     def set_predicted_remaining(self, tokens: float) -> None:
         self._remaining.set(tokens)
 
-    def preempted(self, reason: str) -> None:
+    def preempted(self, reason: str, recompute_tokens: int = 0) -> None:
         reason = _bounded(reason, d.PREEMPTION_REASONS)
         d.PREEMPTIONS.labels(replica=self.replica, reason=reason).inc()
+        d.RECOMPUTED_TOKENS.labels(replica=self.replica, reason=reason).inc(recompute_tokens)
 
     def probe_call(self, seconds: float) -> None:
         self._probe_calls.inc()

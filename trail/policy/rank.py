@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
+from trail.policy.cost import DEFAULT_STEP_COST, StepCost
 from trail.policy.spec import PolicyConfig, PredictionSource
 from trail.policy.state import LengthState
 
@@ -29,18 +32,33 @@ def predicted_remaining(s: LengthState, cfg: PolicyConfig) -> float:
 
 
 def initial_prediction(s: LengthState, cfg: PolicyConfig) -> float:
-    """The prediction made at arrival; under the oracle (TRAIL+) it is the true length."""
+    """The prediction made at arrival, capped by max_tokens; under the oracle (TRAIL+) the
+    true length."""
     if cfg.source is PredictionSource.ORACLE and s.true_total is not None:
         return float(s.true_total)
-    return s.initial_pred
+    return s.initial_pred if s.max_tokens is None else min(s.initial_pred, s.max_tokens)
 
 
 def waited(s: LengthState, now: float) -> float:
-    return 0.0 if s.waiting_since is None else max(now - s.waiting_since, 0.0)
+    """Time spent waiting, earlier waits (before a preemption) included."""
+    current = 0.0 if s.waiting_since is None else max(now - s.waiting_since, 0.0)
+    return s.waited_s + current
 
 
 def is_starving(s: LengthState, now: float, cfg: PolicyConfig) -> bool:
-    return waited(s, now) > cfg.starvation_s
+    return s.promoted or waited(s, now) > cfg.starvation_s
+
+
+def promote_starving(
+    waiting: Iterable[LengthState], now: float, cfg: PolicyConfig
+) -> list[LengthState]:
+    """Mark requests that waited past `starvation_s`; returns the newly promoted ones. A promoted
+    request stays promoted: it is never a preemption victim again, which bounds its wait by
+    starvation_s plus the time until a slot or a victim frees up."""
+    newly = [s for s in waiting if not s.promoted and waited(s, now) > cfg.starvation_s]
+    for s in newly:
+        s.promoted = True
+    return newly
 
 
 def effective_rank(s: LengthState, now: float, cfg: PolicyConfig) -> float:
@@ -51,7 +69,7 @@ def effective_rank(s: LengthState, now: float, cfg: PolicyConfig) -> float:
 def sort_key(s: LengthState, now: float, cfg: PolicyConfig) -> tuple[int, float, float]:
     """Waiting-queue order: starving first (FCFS among them), then by rank, then arrival."""
     if is_starving(s, now, cfg):
-        return (0, s.waiting_since or s.arrival, s.arrival)
+        return (0, s.arrival, s.arrival)
     if not cfg.orders_by_prediction:
         return (1, s.arrival, s.arrival)
     return (1, effective_rank(s, now, cfg), s.arrival)
@@ -64,44 +82,83 @@ def order_waiting(
 
 
 def is_preemptible(s: LengthState, cfg: PolicyConfig) -> bool:
-    """Limited preemption: only young requests (age <= c x initial prediction), a bounded number of times."""
+    """Limited preemption: only young requests (generated <= c x min(initial prediction,
+    max_tokens)) past their prefill, never promoted ones, a bounded number of times."""
     return (
         cfg.preemptive
         and cfg.c > 0  # c = 0 turns preemption off, even at age 0
+        and not s.promoted
+        and not s.in_prefill  # preempting mid-prefill wastes the prefill done so far
         and s.preemptions < cfg.max_preemptions
         and s.generated <= cfg.c * initial_prediction(s, cfg)
     )
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """Room the engine has this step: free batch slots and free KV blocks."""
+
+    free_slots: int
+    free_blocks: float = math.inf
+
+
+@dataclass(frozen=True)
+class Preemption:
+    victim: LengthState
+    beneficiary: LengthState
+    reason: str  # "policy" (shorter predicted remaining) or "starvation"
+
+
+def swap_gain(w: LengthState, v: LengthState, now: float, cfg: PolicyConfig) -> float:
+    """Tokens of one request saved by running w before v (SRPT's exchange argument)."""
+    return predicted_remaining(v, cfg) - effective_rank(w, now, cfg) - cfg.margin_tokens
+
+
+def worth_swapping(
+    w: LengthState, v: LengthState, now: float, cfg: PolicyConfig, cost: StepCost, running: int
+) -> bool:
+    """A starving request always may; otherwise the gain must exceed the victim's recompute."""
+    if is_starving(w, now, cfg):
+        return True
+    return swap_gain(w, v, now, cfg) > cost.recompute_steps(v.recompute_tokens, running)
+
+
 def plan_preemptions(
     running: Sequence[LengthState],
     waiting_sorted: Sequence[LengthState],
-    free_slots: int,
+    capacity: Capacity,
     now: float,
     cfg: PolicyConfig,
-) -> list[LengthState]:
-    """Victims to preempt so better waiting requests can run when the batch is full.
+    cost: StepCost = DEFAULT_STEP_COST,
+) -> list[Preemption]:
+    """Victims to preempt so that better waiting requests are admitted this step.
 
-    The waiting requests that do not fit in `free_slots` are matched, best first, against the
-    preemptible running requests with the largest predicted remaining; a pair swaps only if the
-    waiting one is shorter by more than the margin (or is starving).
+    Waiting requests are taken best first. One that fits (a slot and its KV blocks) takes the
+    room; one that does not takes victims (preemptible, largest predicted remaining first, each
+    worth its recompute) until it fits. If it cannot fit even so, nobody is preempted for it and
+    planning stops there: a victim is never evicted unless its beneficiary is admitted.
     """
     if not cfg.preemptive:
         return []
     candidates = sorted(
-        (r for r in running if is_preemptible(r, cfg)),
-        key=lambda r: -predicted_remaining(r, cfg),
+        (r for r in running if is_preemptible(r, cfg)), key=lambda r: -predicted_remaining(r, cfg)
     )
-    victims: list[LengthState] = []
-    for w in waiting_sorted[max(free_slots, 0) :]:
-        if not candidates:
-            break
-        v = candidates[0]
-        better = effective_rank(w, now, cfg) + cfg.margin_tokens < predicted_remaining(v, cfg)
-        if not (better or is_starving(w, now, cfg)):
-            break
-        victims.append(candidates.pop(0))
-    return victims
+    slots, blocks = capacity.free_slots, capacity.free_blocks
+    planned: list[Preemption] = []
+    for w in waiting_sorted:
+        taken: list[LengthState] = []
+        while (slots < 1 or blocks < w.admit_blocks) and candidates:
+            v = candidates[0]
+            if not worth_swapping(w, v, now, cfg, cost, len(running)):
+                break
+            taken.append(candidates.pop(0))
+            slots, blocks = slots + 1, blocks + v.kv_blocks
+        if slots < 1 or blocks < w.admit_blocks:
+            break  # w stays out even with the victims it could take: preempt nobody for it
+        reason = "starvation" if is_starving(w, now, cfg) else "policy"
+        planned += [Preemption(v, w, reason) for v in taken]
+        slots, blocks = slots - 1, blocks - w.admit_blocks
+    return planned
 
 
 def kv_pressure_victim(running: Sequence[LengthState], cfg: PolicyConfig) -> LengthState | None:

@@ -1,9 +1,11 @@
 """Layer hidden states by one teacher-forced transformers pass over prompt + generated tokens.
 
 This reproduces what the engine captures (residual stream after decoder layer k =
-`output_hidden_states[k + 1]`): at prefill the mean over the prompt rows, labelled with the total
-output length L; at decode step g >= 1 the row of output token g-1 (position n_prompt + g - 1),
-labelled with the remaining length L - g. One pass gives every layer at every position.
+`output_hidden_states[k + 1]`): the row whose logits sampled output token g, i.e. position
+n_prompt + g - 1, labelled with the remaining length L - g. At g = 0 that is the last prompt
+token (label L, the total): vLLM computes it even when the rest of the prompt is a prefix-cache
+hit, so the initial probe prediction does not depend on what was cached (a prompt *mean* would
+cover only the uncached suffix). One pass gives every layer at every position.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import torch
 
 @dataclass
 class Capture:
-    """Rows for one request: generated count g (0 = prefill mean) and [rows, layers, hidden]."""
+    """Rows for one request: generated count g (0 = last prompt token) and [rows, layers, hidden];
+    `dense` (if asked for): every step 0..L-1 at a few candidate layers, [L, dense layers, hidden],
+    so that evaluation can replay refinement at the cadence the engine serves."""
 
     steps: np.ndarray
     labels: np.ndarray
     vectors: np.ndarray
+    dense: np.ndarray | None = None
 
 
 def sample_steps(length: int, split: str, rng: np.random.Generator, n: int, stride: int):
@@ -45,16 +50,24 @@ def load_teacher(model_dir: str, dtype: torch.dtype = torch.float32):
 
 
 @torch.inference_mode()
-def capture(model, prompt_ids: list[int], output_ids: list[int], steps: np.ndarray) -> Capture:  # noqa: ANN001
-    """All layers at the prefill mean and at the given decode steps (fp16 to keep shards small)."""
+def capture(
+    model,  # noqa: ANN001
+    prompt_ids: list[int],
+    output_ids: list[int],
+    steps: np.ndarray,
+    dense_layers: tuple[int, ...] = (),
+) -> Capture:
+    """All layers at the last prompt token and at the given decode steps (fp16: small shards)."""
     n_prompt = len(prompt_ids)
-    last = int(steps.max()) if len(steps) else 0
+    total = len(output_ids)
+    last = (total - 1) if dense_layers else (int(steps.max()) if len(steps) else 0)
     ids = torch.tensor([list(prompt_ids) + list(output_ids[:last])])
     out = model.model(input_ids=ids, output_hidden_states=True, use_cache=False)
     layers = torch.stack(out.hidden_states[1:], dim=0)[:, 0]  # [layers, T, hidden]
-    prefill = layers[:, :n_prompt].float().mean(dim=1, keepdim=True)
-    decode = layers[:, n_prompt + torch.as_tensor(steps) - 1] if len(steps) else layers[:, :0]
-    rows = torch.cat([prefill, decode.float()], dim=1).transpose(0, 1)  # [rows, layers, hidden]
-    total = len(output_ids)
     all_steps = np.concatenate([[0], steps]).astype(np.int64)
-    return Capture(all_steps, (total - all_steps).astype(np.int64), rows.half().numpy())
+    rows = layers[:, n_prompt + torch.as_tensor(all_steps) - 1].float().transpose(0, 1)
+    dense = None
+    if dense_layers:
+        dense = layers[list(dense_layers), n_prompt - 1 : n_prompt + total - 1].transpose(0, 1)
+        dense = dense.half().numpy()
+    return Capture(all_steps, (total - all_steps).astype(np.int64), rows.half().numpy(), dense)

@@ -1,23 +1,29 @@
 """Profile the served model: natural output lengths (greedy, EOS or cap) and hidden states.
 
-Per shard: vLLM generates the answers (batched), then one teacher-forced transformers pass per
-request gives every layer's residual stream at the prefill mean and at sampled decode steps.
+Per shard, vLLM generates the answers (batched) with the TRAIL model class, whose worker-side
+capture sink (trail/engine/sink.py) writes the residual stream of a few candidate layers at the
+rows the engine computes anyway: no second, teacher-forced pass (which cost as much as the
+generation itself). Rows follow the engine's convention (hidden.py): step g is the row whose
+logits sampled output token g, labelled with the remaining length L - g; g = 0 is the last
+prompt token. Train requests keep `positions` random steps (as the release); val and test
+requests keep every step ("dense"), so evaluation can replay refinement at the served cadence.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from trail.predict.hidden import capture, load_teacher, sample_steps
 from trail.predict.shards import read_manifest, write_manifest, write_shard
 from trail.predict.sharegpt import Prompt, load_prompts
+
+CANDIDATE_LAYERS = (6, 9, 12, 15, 17, 19, 21, 24, 27)  # of SmolLM2's 30; the sweep picks one
 
 
 @dataclass(frozen=True)
@@ -29,10 +35,12 @@ class ProfileSettings:
     seed: int = 0
     max_prompt_tokens: int = 512
     positions: int = 16
-    test_stride: int = 16
+    train_stride: int = 8  # train rows are drawn from the steps the sink kept (every 8th)
     repetition_penalty: float = 1.0
-    shard_size: int = 200
+    shard_size: int = 256
     dtype: str = "float32"
+    layers: tuple[int, ...] = CANDIDATE_LAYERS
+    capture: str = "in-engine, last prompt token + decode rows"
 
 
 def repeat_ratio(ids: list[int], window: int = 256) -> float:
@@ -42,37 +50,47 @@ def repeat_ratio(ids: list[int], window: int = 256) -> float:
     return len(set(grams)) / len(grams) if grams else 1.0
 
 
-def make_llm(model: str, max_num_seqs: int, dtype: str):  # noqa: ANN201 - vllm.LLM
-    """Offline engine; fp32 by default: on AVX2-only CPUs bf16 matmuls run ~8x slower."""
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+def make_llm(s: ProfileSettings, max_num_seqs: int, sink: Path):  # noqa: ANN201 - vllm.LLM
+    """Offline engine with the capture sink; fp32: on AVX2-only CPUs bf16 runs ~8x slower."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")  # else vLLM binds to one core
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from vllm import LLM
 
+    from trail.engine.settings import TrailConfig
+
+    trail = TrailConfig(policy="fcfs", capture_layers=list(s.layers), capture_dir=str(sink))
     return LLM(
-        model=model,
-        dtype=dtype,
+        model=s.model,
+        dtype=s.dtype,
         enforce_eager=True,
         max_model_len=1536,
         max_num_seqs=max_num_seqs,
         seed=0,
+        hf_overrides=trail.hf_overrides(),
     )
 
 
-def generate(llm, tokenizer, prompts: list[Prompt], s: ProfileSettings) -> list[dict]:  # noqa: ANN001
+def generate(llm, tokenizer, prompts: list[Prompt], s: ProfileSettings, shard: int) -> list[dict]:  # noqa: ANN001
     """Greedy answers; the length is len(token_ids) as vLLM reports it (EOS included)."""
     from vllm import SamplingParams, TokensPrompt
 
     from trail.models.chat import chat_prompt_ids
 
     ids = [chat_prompt_ids(tokenizer, p.text) for p in prompts]
-    params = SamplingParams(
-        temperature=0.0, max_tokens=s.cap, repetition_penalty=s.repetition_penalty
-    )
+    params = [
+        SamplingParams(
+            temperature=0.0,
+            max_tokens=s.cap,
+            repetition_penalty=s.repetition_penalty,
+            extra_args={"trail": {"capture_id": f"{shard}:{j}", "capture_every": every(p, s)}},
+        )
+        for j, p in enumerate(prompts)
+    ]
     outs = llm.generate([TokensPrompt(prompt_token_ids=x) for x in ids], params, use_tqdm=True)
     rows = []
     for p, pid, out in zip(prompts, ids, outs, strict=True):
-        gen = out.outputs[0]
-        toks = list(gen.token_ids)
+        toks = list(out.outputs[0].token_ids)
         rows.append(
             {
                 **asdict(p),
@@ -80,31 +98,60 @@ def generate(llm, tokenizer, prompts: list[Prompt], s: ProfileSettings) -> list[
                 "prompt_ids": pid,
                 "output_ids": toks,
                 "length": len(toks),
-                "finish": gen.finish_reason,
+                "finish": out.outputs[0].finish_reason,
                 "repeat_ratio": round(repeat_ratio(toks), 4),
             }
         )
     return rows
 
 
-def capture_shard(teacher, rows: list[dict], s: ProfileSettings, shard: int) -> dict:  # noqa: ANN001
-    """Stack every request's captured rows into one shard's arrays."""
+def every(p: Prompt, s: ProfileSettings) -> int:
+    return 1 if p.split in ("val", "test") else s.train_stride
+
+
+def shard_arrays(captured: dict, rows: list[dict], s: ProfileSettings, shard: int) -> dict:
+    """One shard's arrays from the sink's rows: sampled rows of every request (all requests:
+    step 0 + `positions` random steps; val/test: the stride-16 grid as well) and, for val/test,
+    every step ("dense")."""
     rng = np.random.default_rng([s.seed, shard])
-    parts: dict[str, list] = {"req": [], "steps": [], "labels": [], "vectors": []}
-    for j, r in enumerate(tqdm(rows, desc=f"hidden states shard {shard}", unit="req")):
-        steps = sample_steps(r["length"], r["split"], rng, s.positions, s.test_stride)
-        c = capture(teacher, r["prompt_ids"], r["output_ids"], steps)
-        parts["req"].append(np.full(len(c.steps), j))
-        parts["steps"].append(c.steps)
-        parts["labels"].append(c.labels)
-        parts["vectors"].append(c.vectors)
-    return {k: np.concatenate(v) for k, v in parts.items()}
+    parts: dict[str, list] = {k: [] for k in ("req", "steps", "labels", "vectors")}
+    dense: dict[str, list] = {k: [] for k in ("dense_req", "dense_steps", "dense_vectors")}
+    for j, r in enumerate(rows):
+        got = captured.get(f"{shard}:{j}", {})
+        length = r["length"]
+        have = np.array(sorted(g for g in got if g < length), dtype=np.int64)
+        if len(have) == 0 or have[0] != 0:
+            raise RuntimeError(f"shard {shard} request {j}: the sink holds no prompt row")
+        steps = pick_steps(have, r["split"], rng, s.positions)
+        parts["req"].append(np.full(len(steps), j))
+        parts["steps"].append(steps)
+        parts["labels"].append(length - steps)
+        parts["vectors"].append(np.stack([got[int(g)] for g in steps]))
+        if r["split"] in ("val", "test"):
+            dense["dense_req"].append(np.full(len(have), j))
+            dense["dense_steps"].append(have)
+            dense["dense_vectors"].append(np.stack([got[int(g)] for g in have]))
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    out.update({k: np.concatenate(v) for k, v in dense.items() if v})
+    return out
+
+
+def pick_steps(have: np.ndarray, split: str, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Step 0 plus up to n random decode steps (train/val, as the release); test: the regular
+    grid g = 1, 17, 33, ... that the layer sweep evaluates on."""
+    decode = have[have > 0]
+    if split == "test":
+        chosen = decode[(decode - 1) % 16 == 0]
+    else:
+        chosen = np.sort(rng.choice(decode, size=min(n, len(decode)), replace=False))
+    return np.concatenate([[0], chosen]).astype(np.int64)
 
 
 def open_manifest(root: Path, s: ProfileSettings) -> dict:
     root.mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(root) or {"settings": asdict(s), "done": [], "seconds": {}}
-    if manifest["settings"] != asdict(s):
+    settings = json.loads(json.dumps(asdict(s)))  # as the manifest stores them (tuples: lists)
+    manifest = read_manifest(root) or {"settings": settings, "done": [], "seconds": {}}
+    if manifest["settings"] != settings:
         raise ValueError(f"{root} holds a profile with other settings: {manifest['settings']}")
     return manifest
 
@@ -113,8 +160,9 @@ def run_profile(
     root: Path, s: ProfileSettings, limit: int | None, budget_min: float, max_num_seqs: int
 ) -> dict:
     """Profile shard by shard; finished shards are skipped; stops after the time budget."""
-    import torch
     from transformers import AutoTokenizer
+
+    from trail.engine.sink import read_captures
 
     manifest = open_manifest(root, s)
     tokenizer = AutoTokenizer.from_pretrained(s.model)
@@ -122,33 +170,23 @@ def run_profile(
     shards = [prompts[i : i + s.shard_size] for i in range(0, len(prompts), s.shard_size)]
     todo = [i for i in range(len(shards)) if i not in manifest["done"]]
     start = time.monotonic()
-    llm = make_llm(s.model, max_num_seqs, s.dtype) if todo else None
-    teacher = load_teacher(s.model) if todo else None
-    torch.set_num_threads(1)  # the other core is vLLM's: generation overlaps capture
-
-    def over_budget() -> bool:
-        return (time.monotonic() - start) / 60 > budget_min
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(timed, generate, llm, tokenizer, shards[todo[0]], s) if todo else None
-        for n, i in enumerate(todo):
-            rows, gen_s = pending.result()
-            nxt = todo[n + 1] if n + 1 < len(todo) else None
-            pending = None
-            if nxt is not None and not over_budget():
-                pending = pool.submit(timed, generate, llm, tokenizer, shards[nxt], s)
-            t1 = time.monotonic()
-            write_shard(root, i, rows, capture_shard(teacher, rows, s, i))
-            manifest["done"].append(i)
-            manifest["seconds"][str(i)] = {"generate": gen_s, "hidden": time.monotonic() - t1}
-            write_manifest(root, manifest)
-            if pending is None:
-                break
-    if len(manifest["done"]) < len(shards):
-        print(f"stopped after the {budget_min} min budget; rerun to resume")
+    sink = root / "capture"
+    shutil.rmtree(sink, ignore_errors=True)  # rows of an interrupted shard
+    llm = make_llm(s, max_num_seqs, sink) if todo else None
+    for i in todo:
+        if (time.monotonic() - start) / 60 > budget_min:
+            print(f"stopped after the {budget_min} min budget; rerun to resume")
+            break
+        t0 = time.monotonic()
+        rows = generate(llm, tokenizer, shards[i], s, i)
+        write_shard(root, i, rows, shard_arrays(read_captures(sink), rows, s, i))
+        tokens = sum(r["length"] for r in rows)
+        secs = time.monotonic() - t0
+        manifest["done"].append(i)
+        manifest["seconds"][str(i)] = {"generate": round(secs, 1), "output_tokens": tokens}
+        write_manifest(root, manifest)
+        print(f"shard {i}: {len(rows)} requests, {tokens} tokens, {secs:.0f} s, {tokens / secs:.0f} tok/s")
+        for f in sink.glob("*.idx"):  # start the next shard's rows afresh (same pid files)
+            f.with_suffix(".bin").write_bytes(b"")
+            f.write_text("")
     return manifest
-
-
-def timed(fn, *args):  # noqa: ANN001, ANN002, ANN201
-    t0 = time.monotonic()
-    return fn(*args), time.monotonic() - t0

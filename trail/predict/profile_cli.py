@@ -24,11 +24,11 @@ def profile(
     seed: int = typer.Option(0, help="Prompt order, split and sampled positions"),
     max_prompt_tokens: int = typer.Option(512, help="Drop longer chat-templated prompts"),
     positions: int = typer.Option(16, help="Sampled decode steps per train/val request"),
-    test_stride: int = typer.Option(16, help="Test requests: probe every N steps"),
+    train_stride: int = typer.Option(8, help="Train requests: draw positions from every Nth step"),
     repetition_penalty: float = typer.Option(1.0, help="vLLM repetition_penalty (1 = off)"),
-    shard_size: int = typer.Option(200, help="Requests per shard"),
+    shard_size: int = typer.Option(256, help="Requests per shard"),
     budget_min: float = typer.Option(1e9, help="Stop starting new shards after N minutes"),
-    max_num_seqs: int = typer.Option(64, help="vLLM batch size"),
+    max_num_seqs: int = typer.Option(128, help="vLLM batch size"),
     dtype: str = typer.Option("float32", help="vLLM dtype (bf16 is ~8x slower on AVX2 CPUs)"),
 ) -> None:
     from trail.predict.profile import ProfileSettings, run_profile
@@ -39,7 +39,7 @@ def profile(
         seed=seed,
         max_prompt_tokens=max_prompt_tokens,
         positions=positions,
-        test_stride=test_stride,
+        train_stride=train_stride,
         repetition_penalty=repetition_penalty,
         shard_size=shard_size,
         dtype=dtype,

@@ -3,6 +3,13 @@
 Between probe calls the length drifts down one token per step: a Markov chain over bins where
 bin i moves to bin i-1 with probability 1/width_i (bin 0 absorbing). After j steps the prior is
 posterior @ T^j; a new probe output p multiplies in as a likelihood.
+
+Calibration (issue 13): the probe outputs p(bin | h), a posterior under the training base rate,
+and outputs of consecutive steps are highly correlated, so multiplying every one in as an
+independent likelihood makes the posterior overconfident at the served cadence (every step).
+The update therefore uses the likelihood ratio p / base_rate (dividing out the training prior)
+raised to a temper 0 < alpha <= 1 (alpha = 1 and no base rate: the paper's rule). `trail eval`
+picks alpha on the validation split at the served `predict_every`.
 """
 
 from __future__ import annotations
@@ -33,8 +40,18 @@ def normalise(p: np.ndarray) -> np.ndarray:
 class BayesRefiner:
     """Posterior over remaining-length bins for one request; cheap enough per step."""
 
-    def __init__(self, bins: LengthBins, max_cached_power: int = 4096):
+    def __init__(
+        self,
+        bins: LengthBins,
+        temper: float = 1.0,
+        base_rate: np.ndarray | None = None,
+        max_cached_power: int = 4096,
+    ):
+        if not 0.0 < temper <= 1.0:
+            raise ValueError(f"temper must be in (0, 1], got {temper}")
         self.bins = bins
+        self.temper = temper
+        self.base_rate = None if base_rate is None else normalise(np.asarray(base_rate, float))
         self.t = transition_matrix(bins)
         self._powers: dict[int, np.ndarray] = {0: np.eye(bins.k)}
         self._max_cached = max_cached_power
@@ -53,12 +70,19 @@ class BayesRefiner:
     def update(
         self, posterior: np.ndarray | None, steps: int, likelihood: np.ndarray
     ) -> np.ndarray:
-        """Posterior after `steps` generated tokens and a new probe output `likelihood`."""
+        """Posterior after `steps` generated tokens and a new probe output `likelihood`.
+
+        With no posterior yet the probe output itself is the first posterior (it already holds
+        the training prior); later outputs enter as tempered likelihood ratios."""
         p = np.asarray(likelihood, dtype=float)
         prior = self.prior(posterior, steps)
         if prior is None:
             return normalise(p.copy())
-        return normalise(prior * p)
+        return normalise(prior * self.likelihood(p))
+
+    def likelihood(self, probe_probs: np.ndarray) -> np.ndarray:
+        ratio = probe_probs if self.base_rate is None else probe_probs / self.base_rate
+        return ratio if self.temper == 1.0 else np.power(np.maximum(ratio, 1e-300), self.temper)
 
     def expected(self, posterior: np.ndarray) -> float:
         return float(self.bins.expected(posterior))

@@ -42,7 +42,7 @@ class ProfileData:
 
     requests: list[dict]
     row_request: np.ndarray  # index into `requests`
-    steps: np.ndarray  # generated tokens so far (0 = prefill mean)
+    steps: np.ndarray  # generated tokens so far (0 = last prompt token)
     labels: np.ndarray  # remaining tokens (total at step 0)
     vectors: np.ndarray  # [rows, hidden] for one layer or [rows, layers, hidden]
 

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trail.policy import (
+    Capacity,
     PolicyConfig,
+    StepCost,
     PredictionSource,
     get_policy,
     kv_pressure_victim,
@@ -43,7 +45,13 @@ class EngineConfig:
     max_run_steps: int = (
         1 << 30
     )  # 1 = decide at every step (slow; tests that macro-steps are exact)
+    prefix_caching: bool = True  # a preempted request's full blocks stay cached (vLLM default)
     cost: CostModel = field(default_factory=CostModel)
+
+    @property
+    def step_cost(self) -> StepCost:
+        """The policy's view of the cost model (context term folded out): what gates a swap."""
+        return StepCost(self.cost.a, self.cost.b, self.cost.d)
 
     @property
     def kv_blocks(self) -> int:
@@ -167,6 +175,13 @@ class Engine:
                 noise = math.exp(self.cfg.refine_sigma * self.rng.standard_normal())
                 req.state.refine(req.remaining * noise)
 
+    def _report_resources(self, req: SimRequest) -> None:
+        """What the engine tells the policy: blocks held / needed, and what a preemption would
+        recompute (with prefix caching, only the partial last block)."""
+        held = req.prompt_len + req.state.generated
+        req.state.kv_blocks = req.state.admit_blocks = self._blocks(held + 1)
+        req.state.recompute_tokens = held % self.cfg.block_size if self.cfg.prefix_caching else held
+
     def _blocks(self, tokens: int) -> int:
         return -(-tokens // self.cfg.block_size)
 
@@ -182,6 +197,9 @@ class Engine:
 
     def _preempt(self, req: SimRequest) -> None:
         self.running.remove(req)
+        self._report_resources(req)
+        held = req.prompt_len + req.state.generated
+        req.cached_tokens = held - req.state.recompute_tokens
         req.state.preemptions += 1
         req.state.enter_waiting(self.clock)
         self.waiting.append(req)
@@ -191,16 +209,21 @@ class Engine:
         if not self.waiting:
             return []
         ranked = sorted(self.waiting, key=lambda r: sort_key(r.state, self.clock, self.policy))
-        free = self.cfg.max_num_seqs - len(self.running)
-        victims = plan_preemptions(
+        for req in self.running + ranked:
+            self._report_resources(req)
+        room = Capacity(
+            self.cfg.max_num_seqs - len(self.running), self.cfg.kv_blocks - self._kv_need()
+        )
+        plans = plan_preemptions(
             [r.state for r in self.running],
             [r.state for r in ranked],
-            free,
+            room,
             self.clock,
             self.policy,
+            self.cfg.step_cost,
         )
-        for v in victims:
-            self._preempt(next(r for r in self.running if r.state is v))
+        for p in plans:
+            self._preempt(next(r for r in self.running if r.state is p.victim))
         admitted: list[SimRequest] = []
         free_blocks = self.cfg.kv_blocks - self._kv_need()
         budget = self.cfg.max_batched_tokens
@@ -212,7 +235,7 @@ class Engine:
                 break
             free_blocks, budget = free_blocks - blocks, budget - tokens
             self.waiting.remove(req)
-            req.state.leave_waiting()
+            req.state.leave_waiting(self.clock)
             self.running.append(req)
             admitted.append(req)
         return admitted
@@ -227,8 +250,14 @@ class Engine:
             )
         ctx = sum(r.prompt_len + r.state.generated for r in self.running)
         if admitted:
-            prefill = sum(r.prompt_len + r.state.generated for r in admitted)
-            self.recomputed_tokens += sum(r.state.generated for r in admitted)
+            prefill = sum(r.prompt_len + r.state.generated - r.cached_tokens for r in admitted)
+            self.recomputed_tokens += sum(
+                r.prompt_len + r.state.generated - r.cached_tokens
+                for r in admitted
+                if r.state.preemptions
+            )
+            for r in admitted:
+                r.cached_tokens = 0
             dt0 = self.cfg.cost.step_time(prefill, n - len(admitted), ctx - prefill)
             self.plan = (dt0, 0.0, 1, admitted)
         else:

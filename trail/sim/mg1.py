@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trail.policy import LengthState, PolicyConfig, get_policy, order_waiting, plan_preemptions
+from trail.policy import Capacity, LengthState, PolicyConfig, get_policy, order_waiting, plan_preemptions
 from trail.sim.distributions import Array, PredictionModel, SizeDist
 
 MG1_POLICIES = ("fcfs", "srpt", "sprpt-lp")
@@ -88,24 +88,24 @@ def simulate_with_policy(jobs: Jobs, cfg: PolicyConfig) -> Mg1Result:
             waiting.append(arriving)
             if current is not None:
                 ranked = order_waiting(waiting, now, cfg)
-                if plan_preemptions([current], ranked, 0, now, cfg):
+                if plan_preemptions([current], ranked, Capacity(0), now, cfg):
                     current.preemptions += 1
                     current.enter_waiting(now)
                     waiting.append(current)
-                    current = _start(ranked[0], waiting)
+                    current = _start(ranked[0], waiting, now)
                 continue
         else:
             assert current is not None
             departure[int(current.request_id)] = now
             current = None
         if current is None and waiting:
-            current = _start(order_waiting(waiting, now, cfg)[0], waiting)
+            current = _start(order_waiting(waiting, now, cfg)[0], waiting, now)
     return Mg1Result(departure, np.array([s.preemptions for s in states]), area)
 
 
-def _start(s: LengthState, waiting: list[LengthState]) -> LengthState:
+def _start(s: LengthState, waiting: list[LengthState], now: float) -> LengthState:
     waiting.remove(s)
-    s.leave_waiting()
+    s.leave_waiting(now)
     return s
 
 

@@ -22,6 +22,7 @@ class SimRequest:
     finish: float = math.nan
     refine_epoch: int = 0
     engine: int = -1
+    cached_tokens: int = 0  # prefix-cache hit when re-admitted after a preemption
 
     @property
     def arrival(self) -> float:
