@@ -114,9 +114,8 @@ def test_aging_bounds_the_wait_of_a_long_request(tiny_path, run_scenario, tmp_pa
     )
     one_short = 6 * step_s  # prefill + 4 decode steps, plus one step of slack
     wait_bound = bound_s + one_short + 0.25
-    # after it starts, the long one is still preemptible while young (age <= c x prediction),
-    # at most max_preemptions (2) times, each followed by at most one more bounded wait
-    finish_bound = 3 * wait_bound + 50 * step_s  # + its 40 tokens and re-prefills
+    # once promoted it is never a victim again: the bound is starvation_s + its own service
+    finish_bound = wait_bound + 45 * step_s  # its prefill + 40 tokens, a few steps of slack
     print(
         f"\nstarvation: long request TTFT {long_['ttft_s']:.2f}s (bound {wait_bound:.2f}s = "
         f"starvation_s {bound_s}s + one short service {one_short:.2f}s + 0.25s), latency "

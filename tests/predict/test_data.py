@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from trail.predict.bins import LengthBins
-from trail.predict.evaluate import TestRows, mae_table, predictions, refine_rows
-from trail.predict.hidden import sample_steps
-from trail.predict.refine import transition_matrix
+from trail.predict.evaluate import HeldOut, choose_refinement, predictions, replay, tables
+from trail.predict.metrics import ConstantBaseline, kendall_tau, pairwise_accuracy
+from trail.predict.profile import pick_steps
+from trail.predict.refine import BayesRefiner
 from trail.predict.sharegpt import first_turn, iter_records, looks_english, split_of
 
 
@@ -29,41 +31,71 @@ def test_first_turn_and_language_filters() -> None:
     assert [split_of(i) for i in range(3)] == ["test", "val", "train"]
 
 
-def test_sampled_steps_stay_inside_the_answer() -> None:
+def test_picked_steps_are_the_prompt_row_plus_random_or_grid_steps() -> None:
     rng = np.random.default_rng(0)
-    steps = sample_steps(100, "train", rng, 16, 16)
-    assert len(steps) == 16 and len(set(steps)) == 16 and steps.min() >= 1 and steps.max() <= 99
-    assert sample_steps(40, "test", rng, 16, 16).tolist() == [1, 17, 33]
-    assert len(sample_steps(1, "train", rng, 16, 16)) == 0
+    have = np.arange(0, 100, 8)  # what the sink kept for a train request (every 8th step)
+    steps = pick_steps(have, "train", rng, 5)
+    assert steps[0] == 0 and len(steps) == 6 and set(steps[1:]) <= set(have[1:])
+    assert pick_steps(np.arange(40), "test", rng, 16).tolist() == [0, 1, 17, 33]
+    assert pick_steps(np.array([0]), "train", rng, 16).tolist() == [0]
 
 
-def rows_for(bins: LengthBins, lengths: list[int], stride: int) -> TestRows:
-    req, steps = [], []
-    for r, n in enumerate(lengths):
-        s = [0, *range(1, n, stride)]
-        req += [r] * len(s)
-        steps += s
-    steps_a = np.array(steps)
-    labels = np.array(lengths)[req] - steps_a
-    return TestRows(np.array(req), steps_a, labels, np.zeros((len(req), 1)), np.array(lengths), [])
+def test_constant_baseline_is_the_median_of_what_is_left() -> None:
+    c = ConstantBaseline(np.array([10, 20, 30, 100]))
+    # at g = 0 the median total; at g = 25 only 30 and 100 are still running: 5 and 75 left
+    np.testing.assert_allclose(c.at(np.array([0, 25])), [25.0, 40.0])
+    np.testing.assert_allclose(c.at(np.array([25]), "mean"), [40.0])
 
 
-def test_flat_probe_leaves_the_prompt_prior_counting_down() -> None:
-    bins = LengthBins.from_edges([0, 20, 60, 200, 496, 512])
-    t = rows_for(bins, [50, 300], 16)
-    prompt = np.array([[0.1, 0.6, 0.2, 0.05, 0.05], [0.0, 0.1, 0.2, 0.3, 0.4]])
-    post = refine_rows(bins, prompt, np.ones((len(t.steps), bins.k)), t)
-    tm = transition_matrix(bins)
-    for row in range(len(t.steps)):
-        want = prompt[t.row_request[row]] @ np.linalg.matrix_power(tm, int(t.steps[row]))
-        np.testing.assert_allclose(post[row], want, atol=1e-12)
+def test_pairwise_accuracy_and_tau_by_hand() -> None:
+    true = np.array([1, 2, 3, 4])
+    assert pairwise_accuracy(true * 10, true) == 1.0
+    assert pairwise_accuracy(-true, true) == 0.0
+    # one swapped pair of six, one tie of the remaining: (4 + 0.5) / 6
+    assert pairwise_accuracy(np.array([2, 1, 3, 3]), true) == pytest.approx(4.5 / 6)
+    assert kendall_tau(true, true) == pytest.approx(1.0)
 
 
-def test_a_perfect_probe_beats_the_prompt_and_the_mean() -> None:
+def held(lengths: list[int], probs: list[np.ndarray]) -> HeldOut:
+    return HeldOut(probs, np.array(lengths), [""] * len(lengths))
+
+
+def test_replay_with_a_flat_probe_counts_the_prompt_prior_down() -> None:
+    """Hand-computed: two bins of width 10, prior [0, 1]; a flat probe adds no evidence, so the
+    posterior after g steps is [1 - 0.9^g, 0.9^g] and its mean is 5 + 10 x 0.9^g."""
+    bins = LengthBins.uniform(2, 20)
+    refiner = BayesRefiner(bins)
+    probs = np.full((1, 6, 2), 0.5)
+    for every in (1, 2, 3):
+        pred = replay(refiner, probs, every, np.array([[0.0, 1.0]]))
+        for g in range(6):
+            last = g - g % every  # the posterior was last updated there, counting down since
+            assert pred[0, g] == pytest.approx(5 + 10 * 0.9**last - (g - last))
+
+
+def test_an_exact_probe_refined_beats_the_prompt_and_the_constant() -> None:
     bins = LengthBins.uniform(8, 512)
-    t = rows_for(bins, [30, 200, 480], 16)
-    exact = np.eye(bins.k)[bins.index(t.labels)] * 0.97 + 0.03 / bins.k
-    prompt = np.full((3, bins.k), 1.0 / bins.k)
-    table = mae_table(predictions(bins, prompt, exact, t, float(t.labels.mean())), t)
-    assert table["probe"]["all"] < 0.5 * table["prompt"]["all"]
-    assert table["refined"]["all"] < 0.5 * table["mean"]["all"]
+    lengths = [30, 200, 480, 90]
+    probs = []
+    for n in lengths:
+        exact = np.eye(bins.k)[bins.index(n - np.arange(n))] * 0.97 + 0.03 / bins.k
+        probs.append(exact)
+    h = held(lengths, probs)
+    flat_prompt = np.full((4, bins.k), 1.0 / bins.k)
+    base = np.full(bins.k, 1.0 / bins.k)
+    choice, grid = choose_refinement(h, bins, flat_prompt, base, cap=512, every=(1, 16))
+    assert len(grid) == 2 * 5 * 2 * 2
+    assert min(r["val_decode_mae"] for r in grid) == next(
+        r["val_decode_mae"]
+        for r in grid
+        if r["predict_every"] == choice.predict_every
+        and r["temper"] == choice.temper
+        and r["divide_base_rate"] == choice.divide_base_rate
+        and r["prompt_prior"] == choice.prompt_prior
+    )
+    preds, mask = predictions(
+        h, bins, flat_prompt, base, ConstantBaseline(np.array(lengths)), choice, 512
+    )
+    t = tables(preds, h, mask)
+    assert t["decode"]["probe"]["mae"] < 0.5 * t["decode"]["prompt"]["mae"]
+    assert t["decode"]["refined"]["mae"] < 0.5 * t["decode"]["constant"]["mae"]

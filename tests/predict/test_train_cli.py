@@ -6,18 +6,20 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from trail.predict.probe import ProbeBundle
-from trail.predict.shards import write_manifest, write_shard
+from trail.predict.shards import load_profile, write_manifest, write_shard
 from trail.predict.sharegpt import split_of
 from trail.predict.train_cli import app
 
-LAYERS, HIDDEN = 3, 8
+LAYER_IDS, HIDDEN = [3, 7, 11], 8  # the captured layers' ids (not 0..n-1)
+LAYERS = len(LAYER_IDS)
 
 
 def fake_profile(root: Path, n: int = 120, seed: int = 0) -> None:
-    """Layer 1 carries the remaining length in feature 0; layers 0 and 2 are noise."""
+    """Layer 7 (axis 1) carries the remaining length in feature 0; layers 3 and 11 are noise."""
     rng = np.random.default_rng(seed)
     requests, parts = [], {"req": [], "steps": [], "labels": [], "vectors": []}
     for i in range(n):
@@ -37,7 +39,8 @@ def fake_profile(root: Path, n: int = 120, seed: int = 0) -> None:
         parts["vectors"].append(vec.astype(np.float16))
     root.mkdir(parents=True, exist_ok=True)
     write_shard(root, 0, requests, {k: np.concatenate(v) for k, v in parts.items()})
-    write_manifest(root, {"settings": {"cap": 256, "model": "fake"}, "done": [0], "seconds": {}})
+    settings = {"cap": 256, "model": "fake", "layers": LAYER_IDS}
+    write_manifest(root, {"settings": settings, "done": [0], "seconds": {}})
 
 
 def test_sweep_picks_the_informative_layer(tmp_path: Path) -> None:
@@ -56,8 +59,13 @@ def test_sweep_picks_the_informative_layer(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     sweep = json.loads((out.parent / "sweep.json").read_text())
-    assert [r["layer"] for r in sweep] == [0, 1, 2]
-    assert min(sweep, key=lambda r: r["val_mae"])["layer"] == 1
+    assert [r["layer"] for r in sweep] == LAYER_IDS
+    assert min(sweep, key=lambda r: r["val_mae"])["layer"] == 7
     bundle = ProbeBundle.load(out)
-    assert bundle.layer == 1 and bundle.bins.k <= 6 and bundle.bins.edges[-1] == 256
-    assert bundle.card["test_mae"] < bundle.card["train_label_mean"]
+    assert bundle.layer == 7 and bundle.bins.k <= 6 and bundle.bins.edges[-1] == 256
+    # the informative layer beats the best constant (the training median) by far
+    data = load_profile(tmp_path / "profile", [7])
+    test = data.labels[data.split_rows("test")]
+    constant = np.abs(test - np.median(data.labels[data.split_rows("train")])).mean()
+    assert bundle.card["test_mae"] < 0.5 * constant
+    assert sum(bundle.card["train_bin_rate"]) == pytest.approx(1.0)

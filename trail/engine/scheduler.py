@@ -24,8 +24,10 @@ from trail.engine.settings import TrailConfig
 from trail.engine.stats import EngineLoad, LoadPublisher
 from trail.engine.tracking import Tracked, initial_from_request
 from trail.policy import (
+    DEFAULT_STEP_COST,
     Capacity,
     PredictionSource,
+    StepCost,
     StepCostEstimator,
     is_preemptible,
     order_waiting,
@@ -60,7 +62,9 @@ class TrailSchedulerMixin:
         self.tracked: dict[str, Tracked] = {}
         self.preemptions: Counter[str] = Counter()  # by reason; published in EngineLoad
         self.recomputed_tokens: Counter[str] = Counter()
-        self.step_cost = StepCostEstimator()
+        pinned = self.trail.step_cost
+        self.step_cost = StepCostEstimator(StepCost(**pinned) if pinned else DEFAULT_STEP_COST)
+        self._fit_step_cost = pinned is None
         self._step: tuple[float, int, int] | None = None  # start, prefill tokens, decode seqs
         self.observer = SchedulerObserver(self.trail)
         self.load_publisher = LoadPublisher(self.trail.load_path)
@@ -154,7 +158,9 @@ class TrailSchedulerMixin:
             self._preempt_request(req, now)
             p.victim.preemptions = req.num_preemptions
             p.victim.enter_waiting(now)
-            self._count_preemption(self.tracked[req.request_id], p.reason, p.victim.recompute_tokens)
+            self._count_preemption(
+                self.tracked[req.request_id], p.reason, p.victim.recompute_tokens
+            )
 
     def _count_preemption(self, t: Tracked, reason: str, recompute: int) -> None:
         self.preemptions[reason] += 1
@@ -195,7 +201,8 @@ class TrailSchedulerMixin:
     def update_from_output(self, scheduler_output: Any, model_runner_output: Any) -> Any:
         if self._step is not None:
             started, prefill, decode = self._step
-            self.step_cost.observe(prefill, decode, time.perf_counter() - started)
+            if self._fit_step_cost:
+                self.step_cost.observe(prefill, decode, time.perf_counter() - started)
             self._step = None
         emissions = getattr(model_runner_output, "trail_probe", None) or {}
         for rid, em in emissions.items():

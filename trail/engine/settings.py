@@ -24,6 +24,7 @@ class RefineSettings:
     base_rate: list[float] | None  # divide the probe output by this training prior
     prompt_prior: bool
 
+
 DEFAULT_PROBE_DIR = Path(__file__).resolve().parents[1] / "assets" / "smollm2" / "probe"
 
 
@@ -62,6 +63,11 @@ class TrailConfig(BaseModel):
     store_distributions: bool = Field(False, description="also store each refined distribution")
     replica: str = Field("local", description="replica name in metrics and records")
     default_prediction: float = Field(256.0, gt=0, description="initial prediction if none given")
+    step_cost: dict[str, float] | None = Field(
+        None,
+        description="pin the step-cost model {base_s, per_prefill_token_s, per_decode_seq_s} "
+        "that prices a preemption's recompute (default: fitted online from the engine's steps)",
+    )
 
     model_config = {"extra": "forbid"}
     _refine: RefineSettings | None = PrivateAttr(None)

@@ -30,6 +30,7 @@ class Finished:
     finish_s: float
     first_token_step: int
     finish_step: int
+    num_cached_tokens: int = 0  # prompt tokens served from the prefix cache
 
     @property
     def latency_s(self) -> float:
@@ -95,6 +96,7 @@ class StepDriver:
                     finish_s=now,
                     first_token_step=st.first_token_step or step,
                     finish_step=step,
+                    num_cached_tokens=int(getattr(out, "num_cached_tokens", 0) or 0),
                 )
 
 

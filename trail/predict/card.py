@@ -5,15 +5,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
+NAMES = {
+    "constant": "best constant (train median at g)",
+    "constant_mean": "train mean at g",
+    "prompt": "prompt only (MiniLM), E - g",
+    "probe": "probe only (every step)",
+    "refined": "probe + Bayes, served cadence",
+}
 
-def _row(name: str, m: dict) -> str:
-    return f"| {name} | {m['all']:.1f} | {m['prefill']:.1f} | {m['decode']:.1f} |"
+
+def _rows(tables: dict) -> list[str]:
+    out = [
+        "| predictor | prefill MAE | prefill tau | decode MAE | decode tau | decode pairwise | all MAE |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    pre, dec, every = tables["prefill"], tables["decode"], tables["all"]
+    for key, name in NAMES.items():
+        out.append(
+            f"| {name} | {pre[key]['mae']:.1f} | {pre[key]['kendall_tau']:.3f} | "
+            f"{dec[key]['mae']:.1f} | {dec[key]['kendall_tau']:.3f} | "
+            f"{dec[key]['pairwise_accuracy']:.3f} | {every[key]['mae']:.1f} |"
+        )
+    return out
 
 
 def render_card(probe: dict, prompt: dict, report: dict) -> str:
-    """Markdown: model, data, split, seed, bins, layer, validation/test MAE, cost."""
-    pc, qc, mae = probe["card"], prompt["card"], report["mae"]
+    pc, qc = probe["card"], prompt["card"]
     prof = pc["profile"]
+    ref = report["refinement"]
     lines = [
         "# Length predictors for SmolLM2-135M-Instruct",
         "",
@@ -24,28 +43,34 @@ def render_card(probe: dict, prompt: dict, report: dict) -> str:
         f"- Bins (K = {len(probe['bins']) - 1}): `{[int(e) for e in probe['bins']]}` — "
         "quantiles of the training remaining-length labels below the cap, plus a 16-token top "
         "bin for the answers cut at the cap (see docs/predictors.md).",
-        f"- Probe: layer {probe['layer']} (0-based decoder layer, residual stream), "
-        f"Linear({probe['hidden']},{probe['width']})-ReLU-Linear({probe['width']},K); "
-        f"best epoch {pc['best_epoch']}; val MAE {pc['val_mae']:.2f}, test MAE "
-        f"{pc['test_mae']:.2f} tokens (remaining length, all probed rows).",
-        f"- Prompt predictor: {qc['encoder']} + MLP head; val MAE {qc['val_mae']:.2f}, "
-        f"test MAE {qc['test_mae']:.2f} tokens (total length).",
+        f"- Probe: layer {probe['layer']} (0-based decoder layer, residual stream; step 0 = the "
+        f"last prompt token), Linear({probe['hidden']},{probe['width']})-ReLU-"
+        f"Linear({probe['width']},K); best epoch {pc['best_epoch']}.",
+        f"- Prompt predictor: {qc['encoder']}; best of {qc.get('objectives', 'one objective')} "
+        f"by validation Kendall tau: **{qc.get('objective', 'ce')}**.",
+        f"- Served refinement (chosen on the val split at every step): probe every "
+        f"{ref['predict_every']} step(s), temper {ref['temper']}, divide the training base rate: "
+        f"{ref['divide_base_rate']}, start from the prompt prediction: {ref['prompt_prior']}.",
         "",
-        f"Test split ({report['test']['requests']} requests, {report['test']['rows']} rows), "
-        "MAE in tokens of the remaining length:",
+        f"Test split: {report['test']['requests']} held-out requests, replayed at every step "
+        f"({report['test']['rows']} rows). Predictions capped by what max_tokens allows.",
         "",
-        "| predictor | all rows | prefill (total) | decode steps |",
-        "|---|---|---|---|",
-        _row("training mean", mae["mean"]),
-        _row("prompt only (MiniLM), E - g", mae["prompt"]),
-        _row("probe only", mae["probe"]),
-        _row("probe + Bayes refinement", mae["refined"]),
+        *_rows(report["tables"]),
         "",
-        f"Prompt-only / refined = **{report['ratio_prompt_over_refined']}x** (paper: 2.66x).",
+        "Goals (issue 13):",
+        "",
+        *[
+            f"- {k}: {g['measured']} (goal {g['goal']}) — {'met' if g['met'] else 'missed'}"
+            for k, g in report["goals"].items()
+        ],
     ]
     if "cost_ms" in report:
-        lines += ["", f"Cost on this CPU (ms): {report['cost_ms']}."]
-    lines += ["", "Rebuild: see docs/predictors.md (`trail profile`, `trail train`, `trail eval`)."]
+        lines += ["", f"Cost on this CPU (ms per call / per request): {report['cost_ms']}."]
+    lines += [
+        "",
+        "Rebuild: see docs/predictors.md (`trail profile`, `trail train`, `trail eval`); "
+        "`trail eval --shipped` reproduces this table from the committed test set.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,19 +32,13 @@ def probe_cost(probe: ProbeMLP, batches: tuple[int, ...] = (1, 8, 32)) -> dict[s
     return out
 
 
-@torch.inference_mode()
-def decode_step_cost(model_dir: Path, context: int = 256, batch: int = 1) -> float:
-    """Milliseconds for one decode step (one new token over a KV cache of `context` tokens),
-    fp32 transformers on this CPU: the unit the probe's cost is compared with."""
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    ids = torch.randint(100, 1000, (batch, context))
-    past = model(input_ids=ids, use_cache=True).past_key_values
-    nxt = torch.randint(100, 1000, (batch, 1))
-
-    def step() -> None:
-        model(input_ids=nxt, past_key_values=past, use_cache=True)
-        past.crop(context)
-
-    return round(median_seconds(step, repeats=20) * 1e3, 3)
+def prompt_cost(predictor, batches: tuple[int, ...] = (1, 16)) -> dict[str, float]:  # noqa: ANN001
+    """Milliseconds per request (encoder + head) at each batch size: the ingress's cost."""
+    text = "Explain how a hash map handles collisions, with a short example in Python."
+    out = {}
+    for b in batches:
+        texts = [text] * b
+        out[str(b)] = round(
+            median_seconds(lambda t=texts: predictor.predict_dist(t), 10) * 1e3 / b, 3
+        )
+    return out

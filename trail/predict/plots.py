@@ -13,15 +13,15 @@ import numpy as np  # noqa: E402
 from trail.predict.bins import LengthBins  # noqa: E402
 
 LABELS = {
-    "mean": "training mean",
+    "constant": "best constant (train median)",
     "prompt": "prompt only (MiniLM)",
     "probe": "probe only",
-    "refined": "probe + Bayes",
+    "refined": "probe + Bayes (served cadence)",
 }
 
 
 def plot_layers(sweep: list[dict], chosen: int, path: Path) -> None:
-    """MAE of a probe trained on each layer (Fig. 2)."""
+    """MAE of a probe trained on each candidate layer (Fig. 2)."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
     layers = [r["layer"] for r in sweep]
     ax.plot(layers, [r["val_mae"] for r in sweep], "o-", label="validation")
@@ -32,16 +32,20 @@ def plot_layers(sweep: list[dict], chosen: int, path: Path) -> None:
     _save(fig, path)
 
 
-def plot_progress(table: dict, path: Path) -> None:
-    """MAE vs decode progress for each predictor (Fig. 3)."""
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    x = table["progress"]
-    for key, label in LABELS.items():
-        y = [np.nan if v is None else v for v in table[key]]
-        ax.plot(x, y, "o-", label=label)
-    ax.set(xlabel="progress (generated / total)", ylabel="MAE remaining tokens")
-    ax.set_title("MAE vs decode progress (test split)")
-    ax.legend()
+def plot_positions(tables: dict, path: Path) -> None:
+    """MAE and Kendall tau of each predictor vs decode position g (test split, every step)."""
+    keys = sorted((k for k in tables if k.startswith("g=")), key=lambda k: int(k[2:]))
+    x = [int(k[2:]) for k in keys]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for name, label in LABELS.items():
+        axes[0].plot(x, [tables[k][name]["mae"] for k in keys], "o-", label=label)
+        axes[1].plot(x, [tables[k][name]["kendall_tau"] for k in keys], "o-", label=label)
+    for ax in axes:
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlabel("decode position g (tokens generated)")
+    axes[0].set(ylabel="MAE remaining tokens", title="MAE vs position")
+    axes[1].set(ylabel="Kendall tau (pred vs true remaining)", title="ranking vs position")
+    axes[1].legend(fontsize=8)
     _save(fig, path)
 
 

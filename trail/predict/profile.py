@@ -185,7 +185,9 @@ def run_profile(
         manifest["done"].append(i)
         manifest["seconds"][str(i)] = {"generate": round(secs, 1), "output_tokens": tokens}
         write_manifest(root, manifest)
-        print(f"shard {i}: {len(rows)} requests, {tokens} tokens, {secs:.0f} s, {tokens / secs:.0f} tok/s")
+        print(
+            f"shard {i}: {len(rows)} requests, {tokens} tokens, {secs:.0f} s, {tokens / secs:.0f} tok/s"
+        )
         for f in sink.glob("*.idx"):  # start the next shard's rows afresh (same pid files)
             f.with_suffix(".bin").write_bytes(b"")
             f.write_text("")

@@ -31,14 +31,15 @@ def transition_matrix(bins: LengthBins) -> np.ndarray:
 
 
 def normalise(p: np.ndarray) -> np.ndarray:
-    total = float(p.sum())
-    if not np.isfinite(total) or total <= 0.0:
-        return np.full(p.shape, 1.0 / p.size)
-    return p / total
+    """Rows (last axis) scaled to sum 1; a row with no finite positive mass becomes uniform."""
+    total = p.sum(axis=-1, keepdims=True)
+    bad = ~np.isfinite(total) | (total <= 0.0)
+    safe = np.where(bad, 1.0, total)
+    return np.where(bad, 1.0 / p.shape[-1], p / safe)
 
 
 class BayesRefiner:
-    """Posterior over remaining-length bins for one request; cheap enough per step."""
+    """Posterior over remaining-length bins: one request ([K]) or a batch ([n, K]) at a time."""
 
     def __init__(
         self,
@@ -65,7 +66,7 @@ class BayesRefiner:
         return self._powers[j]
 
     def prior(self, posterior: np.ndarray | None, steps: int) -> np.ndarray | None:
-        return None if posterior is None else posterior @ self.power(max(steps, 0))
+        return None if posterior is None else np.asarray(posterior) @ self.power(max(steps, 0))
 
     def update(
         self, posterior: np.ndarray | None, steps: int, likelihood: np.ndarray

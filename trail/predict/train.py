@@ -1,5 +1,9 @@
 """Train a bin classifier (probe or prompt head) per METHOD.md: AdamW, lr cosine-annealed to 0,
-cross-entropy over length bins, checkpoint chosen by validation MAE in tokens."""
+cross-entropy over length bins, checkpoint chosen by validation MAE in tokens.
+
+A ranking term can be added (`rank_weight`): a pairwise logistic loss on the expected lengths of
+the pairs in a batch, as learning-to-rank schedulers train, since SPRPT uses only the order; the
+checkpoint can then be chosen by validation Kendall tau (`select="tau"`)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from trail.predict.bins import LengthBins
+from trail.predict.metrics import kendall_tau
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,8 @@ class Recipe:
     lr: float = 0.01
     weight_decay: float = 0.01
     seed: int = 0
+    rank_weight: float = 0.0  # 0: the paper's cross-entropy only
+    select: str = "mae"  # checkpoint by validation "mae" (lowest) or "tau" (highest)
 
 
 @dataclass
@@ -30,6 +37,7 @@ class TrainResult:
     model: nn.Module
     best_epoch: int
     val_mae: float
+    val_tau: float = 0.0
     losses: list[float] = field(default_factory=list)
     val_maes: list[float] = field(default_factory=list)
 
@@ -73,6 +81,18 @@ def mae(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(pred, float) - np.asarray(true, float))))
 
 
+def pairwise_rank_loss(
+    logits: torch.Tensor, lengths: torch.Tensor, mids: torch.Tensor
+) -> torch.Tensor:
+    """Logistic loss over the batch's pairs: the truly shorter one should expect fewer tokens."""
+    expected = torch.softmax(logits, dim=-1) @ mids / 100.0  # ~unit scale
+    shorter = lengths[:, None] < lengths[None, :]
+    if not shorter.any():
+        return logits.sum() * 0.0
+    margin = expected[:, None] - expected[None, :]  # > 0 is the wrong order for shorter pairs
+    return nn.functional.softplus(margin[shorter]).mean()
+
+
 def train_classifier(
     model: nn.Module,
     x_train: np.ndarray,
@@ -90,6 +110,8 @@ def train_classifier(
     std = Standardiser.fit(xt)
     xt, xv = std(xt), std(xv)
     target = torch.as_tensor(bins.index(y_train), dtype=torch.long)
+    lengths = torch.as_tensor(np.asarray(y_train, dtype=np.float32))
+    mids = torch.as_tensor(bins.midpoints, dtype=torch.float32)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     per_epoch = (len(xt) + recipe.batch - 1) // recipe.batch
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs * per_epoch)
@@ -101,18 +123,24 @@ def train_classifier(
         total = 0.0
         for i in range(0, len(xt), recipe.batch):
             idx = order[i : i + recipe.batch]
-            loss = nn.functional.cross_entropy(model(xt[idx]), target[idx])
+            logits = model(xt[idx])
+            loss = nn.functional.cross_entropy(logits, target[idx])
+            if recipe.rank_weight:
+                loss = loss + recipe.rank_weight * pairwise_rank_loss(logits, lengths[idx], mids)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
         model.eval()
-        val = mae(expected_lengths(model, xv, bins), y_val)
+        pred = expected_lengths(model, xv, bins)
+        val, tau = mae(pred, y_val), kendall_tau(pred, y_val)
         result.losses.append(total / len(xt))
         result.val_maes.append(val)
-        if val < result.val_mae:
-            result.model, result.best_epoch, result.val_mae = copy.deepcopy(model), epoch, val
+        better = tau > result.val_tau if recipe.select == "tau" else val < result.val_mae
+        if better or result.best_epoch < 0:
+            result.model, result.best_epoch = copy.deepcopy(model), epoch
+            result.val_mae, result.val_tau = val, tau
     first = next(m for m in result.model.modules() if isinstance(m, nn.Linear))
     fold_standardiser(first, std)
     return result

