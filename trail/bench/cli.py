@@ -21,15 +21,20 @@ def replay(
     workload: Path = typer.Option(..., exists=True, help="JSONL of {prompt, out_tokens}"),
     n: int = typer.Option(60, help="requests"),
     rate: float = typer.Option(2.0, help="Poisson arrival rate (req/s)"),
-    policies: str = typer.Option(ALL_POLICIES),
+    policies: str = typer.Option(
+        ALL_POLICIES,
+        help="comma-separated; `policy@key=value+key=value` overrides settings, "
+        "e.g. trail-oracle@c=0 or trail@starvation_s=30",
+    ),
     max_num_seqs: int = typer.Option(4, help="small, so requests queue"),
     max_out: int = typer.Option(256, help="skip workload rows with longer outputs"),
     model: str = typer.Option(None, help="model folder (default: prepared SmolLM2)"),
     c: float = typer.Option(0.8),
-    seed: int = typer.Option(0),
+    seeds: str = typer.Option("0", help="comma-separated seeds: requests and arrivals per seed"),
     out: Path = typer.Option(Path("runs/replay")),
 ) -> None:
-    """Replay one Poisson workload into one engine per policy; print the table and FCFS ratios."""
+    """Replay one Poisson workload into one engine per policy; print the table and FCFS ratios
+    per seed and their mean; preemptions by reason and recomputed tokens per run."""
     from rich.console import Console
     from rich.progress import track
     from transformers import AutoTokenizer
@@ -40,26 +45,41 @@ def replay(
 
     console = Console()
     cfg = EngineConfig(max_num_seqs=max_num_seqs, **({"model": model} if model else {}))
-    items = sample(load_jsonl(workload), n, seed, max_out)
     tok = AutoTokenizer.from_pretrained(cfg.model)
-    initial = _prompt_predictions([w.prompt for w in items])
-    arrivals = rp.build_arrivals(items, tok, rate, seed, initial)
     engine = cfg.model_dump(exclude={"trail"})
-    results = {}
-    for policy in track(policies.split(","), description="policies", console=console):
-        results[policy] = rp.run_policy(engine, policy, arrivals, out, {"c": c})
-    rel = rp.report(results)
-    meta = {
-        "n": len(items),
-        "rate": rate,
-        "max_num_seqs": max_num_seqs,
-        "c": c,
-        "seed": seed,
-        "prompt_predictor": initial is not None,
-    }
-    rp.save(out, results, rel, meta)
-    _print(console, results, rel)
+    configs = [parse_policy(p, c) for p in policies.split(",")]
+    runs: dict[int, dict] = {}
+    for seed in [int(x) for x in seeds.split(",")]:
+        items = sample(load_jsonl(workload), n, seed, max_out)
+        initial = _prompt_predictions([w.prompt for w in items])
+        arrivals = rp.build_arrivals(items, tok, rate, seed, initial)
+        results = {}
+        for label, policy, extra in track(configs, description=f"seed {seed}", console=console):
+            results[label] = rp.run_policy(
+                engine, policy, arrivals, out / f"seed{seed}", extra, label
+            )
+        runs[seed] = results
+        _print(console, results, rp.report(results), f"engine replay, seed {seed}")
+    meta = {"n": n, "rate": rate, "max_num_seqs": max_num_seqs, "c": c, "seeds": sorted(runs)}
+    rp.save_seeds(out, runs, meta)
     console.print(f"wrote {out / 'replay.json'} and {out / 'replay.png'}")
+
+
+def parse_policy(spec: str, c: float) -> tuple[str, str, dict]:
+    """`policy@key=value+key=value` -> (label, policy, TRAIL overrides); c applies by default
+    to the preemptive policies."""
+    policy, _, rest = spec.strip().partition("@")
+    from trail.policy import POLICIES
+
+    if policy not in POLICIES:
+        raise typer.BadParameter(
+            f"{policy!r} is not one of {', '.join(POLICIES)}", param_hint="--policies"
+        )
+    extra: dict = {} if policy in ("fcfs", "sjf-prompt") else {"c": c}
+    for item in filter(None, rest.split("+")):
+        key, _, value = item.partition("=")
+        extra[key] = float(value)
+    return spec.strip(), policy, extra
 
 
 @app.command("workload")
@@ -263,10 +283,10 @@ def _prompt_predictions(texts: list[str]) -> list | None:
         return None
 
 
-def _print(console, results: dict, rel: dict) -> None:  # noqa: ANN001
+def _print(console, results: dict, rel: dict, title: str = "engine replay") -> None:  # noqa: ANN001
     from rich.table import Table
 
-    t = Table(title="engine replay")
+    t = Table(title=title)
     for col in [
         "policy",
         "mean lat",
@@ -276,6 +296,8 @@ def _print(console, results: dict, rel: dict) -> None:  # noqa: ANN001
         "tok/s",
         "FCFS/x mean",
         "FCFS/x TTFT",
+        "preempt (policy/kv/starv)",
+        "recomputed",
     ]:
         t.add_column(col, justify="right")
     for p, r in results.items():
@@ -290,5 +312,10 @@ def _print(console, results: dict, rel: dict) -> None:  # noqa: ANN001
             f"{s['throughput_tok_s']:.0f}",
             f"{q.get('mean_latency_s', float('nan')):.2f}x",
             f"{q.get('mean_ttft_s', float('nan')):.2f}x",
+            "/".join(
+                str(s.get("preemptions_by_reason", {}).get(k, 0))
+                for k in ("policy", "kv_pressure", "starvation")
+            ),
+            str(s.get("recomputed_tokens", 0)),
         )
     console.print(t)

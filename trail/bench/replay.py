@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from trail.bench.arrivals import arrival_times
 from trail.bench.stats import ratios, summarize
 from trail.bench.workload import WorkItem
@@ -43,17 +45,46 @@ def build_arrivals(
 
 
 def run_policy(
-    engine: dict, policy: str, arrivals: list[dict], workdir: Path, trail_extra: dict
+    engine: dict,
+    policy: str,
+    arrivals: list[dict],
+    workdir: Path,
+    trail_extra: dict,
+    label: str | None = None,
 ) -> dict:
+    """One fresh engine under one policy; latency summary plus preemptions by reason and the
+    tokens they left to recompute (from the scheduler's event log)."""
     from trail.engine.run_scenario import run_in_subprocess
 
-    spec_engine = dict(engine, trail={"policy": policy, **trail_extra})
-    res = run_in_subprocess({"engine": spec_engine, "phases": [arrivals]}, workdir / policy)
+    folder = workdir / (label or policy)
+    folder.mkdir(parents=True, exist_ok=True)
+    dump = folder / "events.jsonl"
+    dump.unlink(missing_ok=True)
+    spec_engine = dict(engine, trail={"policy": policy, "dump_path": str(dump), **trail_extra})
+    res = run_in_subprocess({"engine": spec_engine, "phases": [arrivals]}, folder)
     lat = [r["latency_s"] for r in res.values()]
     ttft = [r["ttft_s"] for r in res.values()]
     tokens = sum(len(r["token_ids"]) for r in res.values())
     span = max(r["finish_s"] for r in res.values()) - min(r["arrival_s"] for r in res.values())
-    return {"summary": summarize(lat, ttft, tokens, span), "requests": res}
+    summary = summarize(lat, ttft, tokens, span)
+    summary.update(preemption_counts(dump))
+    return {"summary": summary, "requests": res}
+
+
+def preemption_counts(dump: Path) -> dict[str, Any]:
+    by_reason: dict[str, int] = {}
+    recompute = 0
+    if dump.exists():
+        for line in dump.read_text().splitlines():
+            e = json.loads(line)
+            if e.get("event") == "preempted":
+                by_reason[e["reason"]] = by_reason.get(e["reason"], 0) + 1
+                recompute += int(e.get("recompute", 0))
+    return {
+        "preemptions": sum(by_reason.values()),
+        "preemptions_by_reason": by_reason,
+        "recomputed_tokens": recompute,
+    }
 
 
 def report(results: dict[str, dict]) -> dict[str, dict]:
@@ -62,13 +93,34 @@ def report(results: dict[str, dict]) -> dict[str, dict]:
     return {p: ratios(base, r["summary"], keys) for p, r in results.items()} if base else {}
 
 
-def save(out_dir: Path, results: dict, rel: dict, meta: dict) -> None:
+def save_seeds(out_dir: Path, runs: dict[int, dict], meta: dict) -> dict:
+    """replay.json: per seed the summaries and FCFS ratios, and the ratios' mean and range
+    over seeds; replay.png: the seed means."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    slim = {p: r["summary"] for p, r in results.items()}
-    (out_dir / "replay.json").write_text(
-        json.dumps({"meta": meta, "summary": slim, "fcfs_over": rel}, indent=2)
-    )
-    plot(out_dir / "replay.png", slim, meta)
+    per_seed = {
+        seed: {"summary": {p: r["summary"] for p, r in res.items()}, "fcfs_over": report(res)}
+        for seed, res in runs.items()
+    }
+    labels = list(next(iter(runs.values())))
+    keys = ("mean_latency_s", "p99_latency_s", "mean_ttft_s", "throughput_tok_s")
+    mean = {
+        p: {k: float(np.mean([per_seed[s]["summary"][p][k] for s in runs])) for k in keys}
+        for p in labels
+    }
+    spread = {
+        p: {
+            k: [
+                float(f(per_seed[s]["fcfs_over"].get(p, {}).get(k, np.nan) for s in runs))
+                for f in (min, max)
+            ]
+            for k in ("mean_latency_s", "p99_latency_s", "mean_ttft_s")
+        }
+        for p in labels
+    }
+    doc = {"meta": meta, "per_seed": per_seed, "mean_over_seeds": mean, "fcfs_over_range": spread}
+    (out_dir / "replay.json").write_text(json.dumps(doc, indent=2))
+    plot(out_dir / "replay.png", mean, meta)
+    return doc
 
 
 def plot(path: Path, summary: dict, meta: dict) -> None:

@@ -48,9 +48,11 @@ class EventLog:
             vector=em.vector,
         )
 
-    def preempted(self, t: Tracked, reason: str) -> None:
+    def preempted(self, t: Tracked, reason: str, recompute_tokens: int = 0) -> None:
         s = t.length
-        self._write("preempted", t, reason=reason, initial_pred=s.initial_pred)
+        self._write(
+            "preempted", t, reason=reason, initial_pred=s.initial_pred, recompute=recompute_tokens
+        )
 
     def finished(self, t: Tracked, n_output: int) -> None:
         self._write("finished", t, n_output=n_output, preemptions=t.length.preemptions)

@@ -60,7 +60,7 @@ class SchedulerObserver:
         self.metrics.probe_call(seconds)
 
     def preempted(self, t: Tracked, reason: str, recompute_tokens: int = 0) -> None:
-        self.log.preempted(t, reason)
+        self.log.preempted(t, reason, recompute_tokens)
         self.metrics.preempted(reason, recompute_tokens)
         if self.store is not None:
             self.store.preempted(
