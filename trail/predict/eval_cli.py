@@ -32,19 +32,23 @@ def goals(t: dict) -> dict:
     pre, dec, every = t["prefill"], t["decode"], t["all"]
     got = {
         "prompt_prefill_tau": pre["prompt"]["kendall_tau"],
-        "prompt_prefill_mae_over_constant": pre["prompt"]["mae"] / pre["constant"]["mae"],
-        "refined_decode_mae_over_constant": dec["refined"]["mae"] / dec["constant"]["mae"],
-        "prompt_over_refined_mae": every["prompt"]["mae"] / every["refined"]["mae"],
+        "prompt_prefill_mae_over_constant": _ratio(pre["prompt"]["mae"], pre["constant"]["mae"]),
+        "refined_decode_mae_over_constant": _ratio(dec["refined"]["mae"], dec["constant"]["mae"]),
+        "prompt_over_refined_mae": _ratio(every["prompt"]["mae"], every["refined"]["mae"]),
     }
     higher = {"prompt_prefill_tau", "prompt_over_refined_mae"}
     return {
         k: {
             "goal": GOALS[k],
-            "measured": round(v, 4),
-            "met": v >= GOALS[k] if k in higher else v <= GOALS[k],
+            "measured": None if v is None else round(v, 4),
+            "met": v is not None and (v >= GOALS[k] if k in higher else v <= GOALS[k]),
         }
         for k, v in got.items()
     }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
 
 
 def evaluate(held, bundle, head, base_rate, train_lengths, choice, cap: int) -> dict:  # noqa: ANN001, PLR0913

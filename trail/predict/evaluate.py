@@ -112,7 +112,7 @@ def tables(preds: dict[str, np.ndarray], held: HeldOut, mask: np.ndarray) -> dic
     return {
         name: {k: report(preds[k][m], true[m]) for k in (*PREDICTORS, "constant_mean")}
         for name, m in where.items()
-        if m.sum() >= 3
+        if m.sum() >= 2
     }
 
 
