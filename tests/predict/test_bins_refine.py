@@ -53,6 +53,9 @@ def test_tempered_likelihood_ratio_by_hand() -> None:
     prior, probe = np.array([0.5, 0.5]), np.array([0.2, 0.8])
     lik = np.sqrt([0.2 / 0.8, 0.8 / 0.2])  # [0.5, 2.0]
     np.testing.assert_allclose(refiner.update(prior, 0, probe), lik / lik.sum())
+    # the request's first output is independent of the prompt prior: full weight, ratio only
+    full = np.array([0.2 / 0.8, 0.8 / 0.2]) * prior
+    np.testing.assert_allclose(refiner.update(prior, 0, probe, first=True), full / full.sum())
     # the first output is the first posterior as is: it already holds the training prior
     np.testing.assert_allclose(refiner.update(None, 3, probe), probe)
     with pytest.raises(ValueError, match="temper"):

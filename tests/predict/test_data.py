@@ -85,8 +85,8 @@ def test_an_exact_probe_refined_beats_the_prompt_and_the_constant() -> None:
     base = np.full(bins.k, 1.0 / bins.k)
     choice, grid = choose_refinement(h, bins, flat_prompt, base, cap=512, every=(1, 16))
     assert len(grid) == 2 * 5 * 2 * 2
-    assert min(r["val_decode_mae"] for r in grid) == next(
-        r["val_decode_mae"]
+    assert min(r["val_mae"] for r in grid) == next(
+        r["val_mae"]
         for r in grid
         if r["predict_every"] == choice.predict_every
         and r["temper"] == choice.temper

@@ -27,13 +27,13 @@ def bundle() -> ProbeBundle:
 def test_committed_outputs_are_the_shipped_probes(bundle: ProbeBundle) -> None:
     held, meta, grid = load_testset()
     assert meta["layer"] == bundle.layer and bundle.probe.net[0].weight.dtype == torch.float32
-    assert verify_outputs(held, grid, bundle.probe) < 2e-3
+    assert verify_outputs(held, grid, bundle) < 2e-3
     # a different probe (perturbed weights) is caught
     other = ProbeBundle.load(PROBE_DIR)
     with torch.no_grad():
         other.probe.net[2].bias += torch.linspace(-2, 2, other.bins.k)
     with pytest.raises(ValueError, match="not this probe"):
-        verify_outputs(held, grid, other.probe)
+        verify_outputs(held, grid, other)
 
 
 def test_served_refinement_is_the_evaluated_one(bundle: ProbeBundle) -> None:

@@ -86,11 +86,12 @@ def parse_policy(spec: str, c: float) -> tuple[str, str, dict]:
 def workload(
     profile: Path = typer.Option(..., exists=True, help="a `trail profile` output folder"),
     out: Path = typer.Option(Path("runs/workload.jsonl")),
+    splits: str = typer.Option("test,val,train", help="which profile splits to take"),
 ) -> None:
     """Write a replay workload (prompt, natural length) from a profile run."""
     from trail.bench.workload import from_profile, save_jsonl
 
-    items = from_profile(profile)
+    items = from_profile(profile, tuple(splits.split(",")))
     save_jsonl(items, out)
     typer.echo(f"{len(items)} requests -> {out}")
 

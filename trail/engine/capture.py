@@ -126,12 +126,13 @@ def _run_probe(model: Any, st: CaptureState, picked: list, ship_vectors: bool) -
         return {}
     vectors = torch.stack([v for _, _, v in picked])
     probs: np.ndarray | None = None
-    probe = getattr(model, "trail_probe", None)
-    if probe is not None:
-        if next(probe.parameters()).device != vectors.device:  # run where the states are
-            probe.to(vectors.device)
+    bundle = getattr(model, "trail_probe", None)  # a ProbeBundle
+    if bundle is not None:
+        if next(bundle.probe.parameters()).device != vectors.device:  # run where the states are
+            bundle.probe.to(vectors.device)
         t0 = time.perf_counter()
-        probs = probe.probs(vectors).float().cpu().numpy()
+        steps = torch.tensor([g for _, g, _ in picked])
+        probs = bundle.probs(vectors, steps).float().cpu().numpy()
         st.probe_seconds += time.perf_counter() - t0
         st.probe_calls += 1
     out = {}

@@ -222,11 +222,13 @@ class TrailSchedulerMixin:
             steps = em.generated - t.posterior_at
             # before the first probe output the prior is the prompt's distribution, if the
             # evaluation chose to start from it (else the first probe output stands alone)
-            use_prior = t.evidence_at >= 0 or self.trail.refine_settings().prompt_prior
-            t.posterior = self.refiner.update(t.posterior if use_prior else None, steps, em.probs)
+            first = t.evidence_at < 0
+            use_prior = not first or self.trail.refine_settings().prompt_prior
+            prior = t.posterior if use_prior else None
+            t.posterior = self.refiner.update(prior, steps, em.probs, first=first)
             t.posterior_at = t.evidence_at = em.generated
             expected = self.refiner.expected(t.posterior)
-            t.length.refine(expected)
+            t.length.refine(expected, at=em.generated)
             t.trajectory.append((em.generated, expected))
             posterior = t.posterior.tolist()
         self.observer.emission(t, em, posterior)

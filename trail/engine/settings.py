@@ -165,9 +165,9 @@ class TrailConfig(BaseModel):
             return self.capture
         return self.needs_probe or self.ship_vectors or self.capture_dir is not None
 
-    def load_probe_module(self):  # noqa: ANN201
-        bundle = self.probe_bundle
-        return None if bundle is None else bundle.probe
+    def load_probe_module(self):  # noqa: ANN201 - ProbeBundle | None
+        """The probe with its input convention (position features), for the worker."""
+        return self.probe_bundle
 
     def hf_overrides(self) -> dict[str, Any]:
         """What to pass to vLLM: the TRAIL architecture (if capturing) and these settings."""

@@ -33,9 +33,10 @@ class LengthState:
     recompute_tokens: int = 0
     in_prefill: bool = False  # admitted, prompt not fully computed yet
 
-    def refine(self, expected_remaining: float) -> None:
+    def refine(self, expected_remaining: float, at: int | None = None) -> None:
+        """A new estimate of what is left after `at` generated tokens (default: now)."""
         self.refined_pred = expected_remaining
-        self.refined_at = self.generated
+        self.refined_at = self.generated if at is None else at
 
     def enter_waiting(self, now: float) -> None:
         if self.waiting_since is None:

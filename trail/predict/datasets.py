@@ -23,11 +23,19 @@ def choose_bins(data: ProfileData, k: int, cap: int) -> LengthBins:
     return quantile_edges(data.labels[data.split_rows("train")], k, cap)
 
 
-def rows_xy(data: ProfileData, split: str, layer_axis: int | None = None):  # noqa: ANN201
-    """(vectors, remaining labels) of one split; `layer_axis` picks a layer from all-layer data."""
+def rows_xy(  # noqa: ANN201
+    data: ProfileData, split: str, layer_axis: int | None = None, cap: int | None = None
+):
+    """(inputs, remaining labels) of one split; `layer_axis` picks a layer from multi-layer
+    data; with `cap`, the probe's position features of each row's step are appended."""
+    from trail.predict.probe import position_features
+
     rows = data.split_rows(split)
     x = data.vectors[rows] if layer_axis is None else data.vectors[rows, layer_axis]
-    return np.asarray(x, dtype=np.float32), data.labels[rows]
+    x = np.asarray(x, dtype=np.float32)
+    if cap is not None:
+        x = np.concatenate([x, position_features(data.steps[rows], cap).numpy()], axis=1)
+    return x, data.labels[rows]
 
 
 def requests_of(data: ProfileData, split: str) -> list[dict]:

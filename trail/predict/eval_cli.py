@@ -99,7 +99,7 @@ def eval_(
         held, meta, grid = load_testset()
         if meta["layer"] != bundle.layer:
             raise typer.BadParameter(f"test set is layer {meta['layer']}, probe is {bundle.layer}")
-        verify_outputs(held, grid, bundle.probe)
+        verify_outputs(held, grid, bundle)
         train_lengths = np.asarray(meta["train_lengths"])
         choice = Refinement(**bundle.card["served"]["refinement"])
     else:
@@ -135,7 +135,7 @@ def _from_profile(root: Path, probe_dir: Path, bundle, head, base_rate, cap: int
         "temper": choice.temper,
         "base_rate": base_rate.tolist() if choice.divide_base_rate else None,
         "prompt_prior": choice.prompt_prior,
-        "chosen_on": f"val split, {len(val.lengths)} requests, every step, lowest decode MAE",
+        "chosen_on": f"val split, {len(val.lengths)} requests, every step, lowest MAE",
         "grid": grid,
     }
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")

@@ -1,4 +1,11 @@
-"""The probe: Linear(hidden, 512) -> ReLU -> Linear(512, K) over layer-k hidden states."""
+"""The probe: Linear(hidden, 512) -> ReLU -> Linear(512, K) over layer-k hidden states.
+
+A positional probe also reads how many tokens were generated (`position_features`): the
+residual stream carries no explicit position (RoPE acts on queries and keys only), yet the
+remaining length of a request still running at step g depends strongly on g — SmolLM2's answers
+often run to the cap, where what is left is exactly cap - g. The engine knows g, so the probe
+gets it as two extra inputs.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,6 +34,12 @@ class ProbeMLP(nn.Module):
         return torch.softmax(self.net(x.to(self.net[0].weight.dtype)), dim=-1)
 
 
+def position_features(steps: np.ndarray | torch.Tensor, cap: int) -> torch.Tensor:
+    """[g / cap, log(1 + g) / log(1 + cap)] per row: two inputs on a unit scale."""
+    g = torch.as_tensor(np.asarray(steps, dtype=np.float32)).reshape(-1, 1)
+    return torch.cat([g / cap, torch.log1p(g) / float(np.log1p(cap))], dim=1)
+
+
 @dataclass
 class ProbeBundle:
     """A trained probe with what it was trained on (layer, bins, hidden size) and its card."""
@@ -34,6 +48,18 @@ class ProbeBundle:
     layer: int
     bins: LengthBins
     card: dict[str, Any] = field(default_factory=dict)
+    positional: bool = False
+    cap: int = 512
+
+    def inputs(self, vectors: torch.Tensor, steps: np.ndarray | torch.Tensor) -> torch.Tensor:
+        x = torch.as_tensor(vectors, dtype=torch.float32)
+        if not self.positional:
+            return x
+        return torch.cat([x, position_features(steps, self.cap).to(x.device)], dim=1)
+
+    def probs(self, vectors: torch.Tensor, steps: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Bin probabilities of the remaining length for hidden states at steps g."""
+        return self.probe.probs(self.inputs(vectors, steps))
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -43,6 +69,8 @@ class ProbeBundle:
             "bins": self.bins.to_list(),
             "hidden": self.probe.net[0].in_features,
             "width": self.probe.net[0].out_features,
+            "positional": self.positional,
+            "cap": self.cap,
             "card": self.card,
         }
         (directory / "probe.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -61,4 +89,11 @@ class ProbeBundle:
         probe = ProbeMLP(meta["hidden"], bins.k, meta.get("width", 512))
         probe.load_state_dict(torch.load(d / "probe.pt", map_location="cpu", weights_only=True))
         probe.eval()
-        return cls(probe=probe, layer=int(meta["layer"]), bins=bins, card=meta.get("card", {}))
+        return cls(
+            probe=probe,
+            layer=int(meta["layer"]),
+            bins=bins,
+            card=meta.get("card", {}),
+            positional=bool(meta.get("positional", False)),
+            cap=int(meta.get("cap", 512)),
+        )

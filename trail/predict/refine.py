@@ -69,21 +69,28 @@ class BayesRefiner:
         return None if posterior is None else np.asarray(posterior) @ self.power(max(steps, 0))
 
     def update(
-        self, posterior: np.ndarray | None, steps: int, likelihood: np.ndarray
+        self,
+        posterior: np.ndarray | None,
+        steps: int,
+        likelihood: np.ndarray,
+        first: bool = False,
     ) -> np.ndarray:
         """Posterior after `steps` generated tokens and a new probe output `likelihood`.
 
         With no posterior yet the probe output itself is the first posterior (it already holds
-        the training prior); later outputs enter as tempered likelihood ratios."""
+        the training prior). The request's first probe output (`first`) is independent of a
+        prompt-predictor prior and enters untempered; later ones, correlated with the outputs
+        already counted, enter as tempered likelihood ratios."""
         p = np.asarray(likelihood, dtype=float)
         prior = self.prior(posterior, steps)
         if prior is None:
             return normalise(p.copy())
-        return normalise(prior * self.likelihood(p))
+        return normalise(prior * self.likelihood(p, 1.0 if first else self.temper))
 
-    def likelihood(self, probe_probs: np.ndarray) -> np.ndarray:
+    def likelihood(self, probe_probs: np.ndarray, temper: float | None = None) -> np.ndarray:
+        alpha = self.temper if temper is None else temper
         ratio = probe_probs if self.base_rate is None else probe_probs / self.base_rate
-        return ratio if self.temper == 1.0 else np.power(np.maximum(ratio, 1e-300), self.temper)
+        return ratio if alpha == 1.0 else np.power(np.maximum(ratio, 1e-300), alpha)
 
     def expected(self, posterior: np.ndarray) -> float:
         return float(self.bins.expected(posterior))

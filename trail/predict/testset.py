@@ -23,18 +23,17 @@ KEEP = ("index", "id", "text", "n_prompt", "length", "finish", "repeat_ratio")
 GRID = 32
 
 
-def probe_outputs(probe, vectors: list[np.ndarray]) -> list[np.ndarray]:  # noqa: ANN001
+def probe_outputs(bundle, vectors: list[np.ndarray], steps: list[np.ndarray]) -> list[np.ndarray]:  # noqa: ANN001
+    """The probe's output for each request's rows at the given steps."""
     with torch.inference_mode():
-        return [
-            probe.probs(torch.as_tensor(v, dtype=torch.float32)).double().numpy() for v in vectors
-        ]
+        return [bundle.probs(v, g).double().numpy() for v, g in zip(vectors, steps, strict=True)]
 
 
 def heldout_from_profile(root: Path, bundle, split: str) -> tuple[HeldOut, list[dict], list]:  # noqa: ANN001
     """A split's requests at every step, at the probe's layer, through the probe."""
     requests, vectors = load_dense(root, bundle.layer, split)
     held = HeldOut(
-        probs=probe_outputs(bundle.probe, vectors),
+        probs=probe_outputs(bundle, vectors, [np.arange(len(v)) for v in vectors]),
         lengths=np.array([r["length"] for r in requests]),
         texts=[r["text"] for r in requests],
     )
@@ -79,9 +78,9 @@ def load_testset(directory: Path = DEFAULT_TESTSET_DIR) -> tuple[HeldOut, dict, 
     return held, meta, grid
 
 
-def verify_outputs(held: HeldOut, grid: dict, probe, atol: float = 2e-3) -> float:  # noqa: ANN001
+def verify_outputs(held: HeldOut, grid: dict, bundle, atol: float = 2e-3) -> float:  # noqa: ANN001
     """Max |probe(grid vector) - committed output| over the grid; raises if above `atol`."""
-    fresh = probe_outputs(probe, [grid["grid_vectors"]])[0]
+    fresh = probe_outputs(bundle, [grid["grid_vectors"]], [grid["grid_step"]])[0]
     stored = np.stack(
         [held.probs[r][g] for r, g in zip(grid["grid_request"], grid["grid_step"], strict=True)]
     )

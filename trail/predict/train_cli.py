@@ -16,7 +16,7 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets" / "smollm2"
 SWEEP_RECIPE = {"epochs": 8, "batch": 256}
 
 
-def _sweep(data, bins, seed: int) -> list[dict]:  # noqa: ANN001
+def _sweep(data, bins, seed: int, cap: int | None) -> list[dict]:  # noqa: ANN001
     """Every captured layer, a cheaper recipe (8 epochs, batch 256): only the ranking matters."""
     import torch
 
@@ -26,9 +26,9 @@ def _sweep(data, bins, seed: int) -> list[dict]:  # noqa: ANN001
 
     out = []
     for axis, layer in enumerate(data.layers):
-        xt, yt = rows_xy(data, "train", axis)
-        xv, yv = rows_xy(data, "val", axis)
-        xs, ys = rows_xy(data, "test", axis)
+        xt, yt = rows_xy(data, "train", axis, cap)
+        xv, yv = rows_xy(data, "val", axis, cap)
+        xs, ys = rows_xy(data, "test", axis, cap)
         recipe = Recipe(seed=seed, **SWEEP_RECIPE)
         res = train_classifier(ProbeMLP(xt.shape[1], bins.k), xt, yt, xv, yv, bins, recipe, False)
         test = mae(expected_lengths(res.model, torch.as_tensor(xs), bins), ys)
@@ -45,6 +45,9 @@ def probe(
     profile: Path = typer.Option(None, help="Profile folder (default: trail profile's)"),
     out: Path = typer.Option(ASSETS / "probe", help="Where to write probe.json + probe.pt"),
     epochs: int = typer.Option(30, help="Epochs of the final probe (METHOD.md: 30)"),
+    positional: bool = typer.Option(
+        True, help="Also give the probe the step g (docs/predictors.md)"
+    ),
     seed: int = typer.Option(0),
 ) -> None:
     import torch
@@ -57,17 +60,19 @@ def probe(
     root = profile or default_profile_dir()
     t0 = time.monotonic()
     data = load_profile(root, None if sweep or layer is None else [layer])
-    bins = choose_bins(data, k, profile_cap(root))
+    cap = profile_cap(root)
+    bins = choose_bins(data, k, cap)
+    pos_cap = cap if positional else None
     typer.echo(f"{len(data.requests)} requests, {len(data.labels)} rows; bins {bins.to_list()}")
     if sweep or layer is None:
-        table = _sweep(data, bins, seed)
+        table = _sweep(data, bins, seed, pos_cap)
         out.parent.mkdir(parents=True, exist_ok=True)
         (out.parent / "sweep.json").write_text(json.dumps(table, indent=2) + "\n")
         layer = min(table, key=lambda r: r["val_mae"])["layer"] if layer is None else layer
         data.vectors = data.vectors[:, data.layers.index(layer)]
-    xt, yt = rows_xy(data, "train")
-    xv, yv = rows_xy(data, "val")
-    xs, ys = rows_xy(data, "test")
+    xt, yt = rows_xy(data, "train", cap=pos_cap)
+    xv, yv = rows_xy(data, "val", cap=pos_cap)
+    xs, ys = rows_xy(data, "test", cap=pos_cap)
     res = train_classifier(
         ProbeMLP(xt.shape[1], bins.k), xt, yt, xv, yv, bins, Recipe(epochs, seed=seed)
     )
@@ -77,7 +82,7 @@ def probe(
     card["train_bin_rate"] = [
         round(float(x), 6) for x in rate
     ]  # the prior `trail eval` may divide out
-    ProbeBundle(res.model, layer, bins, card).save(out)
+    ProbeBundle(res.model, layer, bins, card, positional=positional, cap=cap).save(out)
     typer.echo(f"layer {layer}: val MAE {res.val_mae:.2f}, test MAE {test:.2f} -> {out}")
 
 
