@@ -1,7 +1,7 @@
 """Held-out requests for evaluation: from the profile (val and test), or the committed test set.
 
 The committed set (trail/assets/smollm2/testset) holds, per test request, the shipped probe's
-output at every step (float16) plus the probe's input vectors on a sparse grid (g = 0 and every
+output at every step (float32) plus the probe's input vectors on a sparse grid (g = 0 and every
 32nd step), prompt texts, true lengths and the training lengths the constant baselines come
 from. Every-step vectors would be ~100 MB; the grid lets a test check that the committed outputs
 are this probe's (`verify_outputs`), and `trail eval --shipped` reproduces the card from them.
@@ -57,7 +57,7 @@ def write_testset(
         grid_vec.append(v[steps])
     np.savez_compressed(
         directory / "rows.npz",
-        probs=np.concatenate(held.probs).astype(np.float16),
+        probs=np.concatenate(held.probs).astype(np.float32),  # fp16 ties would move tau
         grid_request=np.concatenate(grid_req),
         grid_step=np.concatenate(grid_step),
         grid_vectors=np.concatenate(grid_vec).astype(np.float16),
