@@ -12,7 +12,9 @@ from trail.bench.runner import LoadSpec
 def test_shipped_set_loads_and_builds_deterministically():
     assert DEFAULT_SET.exists()
     pairs = load_source()
-    assert len(pairs) >= 30 and all(p and n > 0 for p, n in pairs)
+    # the held-out test split of the shipped profile (26 requests since the 2026-12-02 profile):
+    # enough for the 20-request build below without repeats
+    assert len(pairs) >= 20 and all(p and n > 0 for p, n in pairs)
     a, b = build(pairs, 20, seed=3, max_out=64), build(pairs, 20, seed=3, max_out=64)
     assert a == b and a != build(pairs, 20, seed=4, max_out=64)
     assert all(1 <= r.out_tokens <= 64 and r.out_tokens == min(r.natural_tokens, 64) for r in a)
