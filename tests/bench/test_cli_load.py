@@ -9,7 +9,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.bench.test_client import chat_events, sse, transport
+from tests.support.sse import chat_events, sse, transport
 from trail.bench.cli import app
 
 

@@ -4,47 +4,16 @@ chunk, tokens come from usage, errors become records instead of exceptions."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import httpx
 import pytest
 
+from tests.support.sse import chat_events, sse, transport
 from trail.bench.client import Record, make_body, send
 from trail.bench.load import closed_loop, open_loop
 from trail.bench.requests import BenchRequest
 
 REQ = BenchRequest("r0", "Hello?", out_tokens=3, natural_tokens=40)
-
-
-def sse(*events: dict) -> list[bytes]:
-    return [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
-
-
-def chat_events(n: int = 3) -> list[dict]:
-    role = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
-    toks = [{"choices": [{"index": 0, "delta": {"content": f"t{i}"}}]} for i in range(n)]
-    toks[-1]["choices"][0]["finish_reason"] = "length"
-    usage = {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": n}}
-    return [role, *toks, usage]
-
-
-def transport(
-    parts: list[bytes], status: int = 200, delay_s: float = 0.0, seen: list | None = None
-):
-    async def handler(request: httpx.Request) -> httpx.Response:
-        if seen is not None:
-            seen.append(json.loads(request.content))
-
-        async def stream():
-            for i, p in enumerate(parts):
-                if i == 1:  # the role chunk first, then the model "thinks"
-                    await asyncio.sleep(delay_s)
-                yield p
-
-        headers = {"content-type": "text/event-stream", "x-trail-replica": "rep1"}
-        return httpx.Response(status, headers=headers, content=stream())
-
-    return httpx.MockTransport(handler)
 
 
 def run_send(t: httpx.MockTransport, body: dict | None = None) -> Record:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.serve.helpers import wait_for
+from tests.support.serve import wait_for
 from trail.serve.localcluster import LocalCluster, cluster_pids, free_port
 
 pytestmark = pytest.mark.serve

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.engine.conftest import base_id, read_events
+from tests.support.engine import base_id, read_events
 
 PROMPTS = ["Tell me about the moon.", "List three prime numbers and explain why they are prime."]
 N_OUT = 6

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.engine.conftest import base_id, read_events
+from tests.support.engine import base_id, read_events
 
 
 def _ids(tok, text):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine.conftest import read_events
+from tests.support.engine import base_id, read_events
 
 POLICIES = ["fcfs", "sjf-prompt", "trail-prompt", "trail", "trail-oracle"]
 TEXTS = [
@@ -43,27 +43,37 @@ def _workload(tok):
 
 @pytest.mark.engine
 @pytest.mark.timeout(2400)  # five engine starts
-def test_greedy_outputs_identical_under_every_policy(
-    tiny_path, run_scenario, tmp_path, known_probe
-):
+def test_greedy_outputs_identical_under_every_policy(tiny_path, run_scenario, tmp_path):
     from transformers import AutoTokenizer
+
+    from tests.support.known_probe import write_known_probe
 
     tok = AutoTokenizer.from_pretrained(str(tiny_path))
     outputs = {}
     preemptions = {}
+    refined: dict[str, float] = {}
     for policy in POLICIES:
         dump = tmp_path / f"{policy}.jsonl"
         trail = {"policy": policy, "dump_path": str(dump), "margin_tokens": 2}
-        if policy == "trail":
-            trail["probe_path"] = str(known_probe)
+        if policy == "trail":  # random weights: each request its own refined prediction
+            trail["probe_path"] = str(write_known_probe(tmp_path / "probe", seed=3))
         engine = {"model": str(tiny_path), "dtype": "float32", "max_num_seqs": 2, "trail": trail}
         res = run_scenario(engine, [_workload(tok)])
         outputs[policy] = {rid: r["token_ids"] for rid, r in res.items()}
-        preemptions[policy] = sum(e["event"] == "preempted" for e in read_events(dump))
+        events = read_events(dump)
+        preemptions[policy] = sum(e["event"] == "preempted" for e in events)
+        if policy == "trail":
+            refined = {
+                base_id(e["id"]): e["expected"]
+                for e in events
+                if e["event"] == "probe" and e["at"] == 0
+            }
     for policy in POLICIES[1:]:
         assert outputs[policy] == outputs["fcfs"], f"{policy} changed the generated text"
     assert preemptions["fcfs"] == preemptions["sjf-prompt"] == 0
     assert preemptions["trail-oracle"] > 0, "the workload must exercise preemption"
+    # trail ranked by predictions that differ per request (not a constant rank)
+    assert len(refined) == len(TEXTS) and len({round(v, 1) for v in refined.values()}) >= 3
 
 
 @pytest.mark.engine

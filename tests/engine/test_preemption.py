@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine.conftest import base_id, read_events
+from tests.support.engine import base_id, read_events
 
 LONG, C = 120, 0.5  # the long request is preemptible for its first 60 tokens
 

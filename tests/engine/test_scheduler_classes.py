@@ -7,14 +7,14 @@ from __future__ import annotations
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 
-from trail.engine.config import ASYNC_SCHEDULER_CLS, SCHEDULER_CLS, EngineConfig
+from trail.engine.engine_config import ASYNC_SCHEDULER_CLS, SCHEDULER_CLS, EngineConfig
 from trail.engine.scheduler import (
     TrailAsyncScheduler,
     TrailScheduler,
     TrailSchedulerMixin,
     step_shape,
 )
-from trail.engine.settings import TrailConfig
+from trail.engine.trail_config import TrailConfig
 
 
 def test_both_classes_put_trail_before_vllm_in_the_mro() -> None:

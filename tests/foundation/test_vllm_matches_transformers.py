@@ -21,7 +21,7 @@ def test_vllm_greedy_equals_transformers_greedy(smollm2_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trail.engine.config import EngineConfig
+    from trail.engine.engine_config import EngineConfig
     from trail.models.chat import chat_prompt_ids
 
     tok = AutoTokenizer.from_pretrained(str(smollm2_path))

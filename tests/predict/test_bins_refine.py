@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trail.predict.binning import quantile_edges, quantisation_mae
-from trail.predict.bins import LengthBins
+from trail.predict.bins import LengthBins, quantile_edges, quantisation_mae
 from trail.predict.refine import BayesRefiner, transition_matrix
 
 

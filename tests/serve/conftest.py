@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.known_probe import write_known_probe
-from tests.serve.helpers import apply_ray_env, tiny_args
+from tests.support.known_probe import write_known_probe
+from tests.support.serve import apply_ray_env, tiny_args
 from trail.serve.localcluster import free_port
 from trail.store.testing import RedisServer
 

@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from ops.loadtest.disconnects import storm
-from tests.serve.helpers import replica_stats, wait_for
-from tests.serve.test_serve_app import chat, wait_idle
+from tests.support.serve import chat, replica_stats, wait_for, wait_idle
 
 pytestmark = [pytest.mark.serve, pytest.mark.reliability]
 N, CONCURRENCY, MAX_TOKENS, SEED = 1000, 12, 24, 7

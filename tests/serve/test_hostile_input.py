@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.serve.test_serve_app import chat, wait_idle
+from tests.support.serve import chat, wait_idle
 
 pytestmark = [pytest.mark.serve, pytest.mark.reliability]
 CHAT, COMPLETIONS = "/v1/chat/completions", "/v1/completions"
@@ -24,9 +24,9 @@ FUZZ_MAX_TOKENS = 8  # generated output caps are lowered to this, to bound the r
 
 
 def test_docs_openapi_json_is_current():
-    from trail.serve.openapi import render
+    from trail.serve.openapi_cli import render
 
-    assert SPEC.read_text() == render(), "run: .venv/bin/python -m trail.serve.openapi"
+    assert SPEC.read_text() == render(), "run: .venv/bin/python -m trail.serve.openapi_cli"
 
 
 def test_the_pickled_app_ray_serve_runs_has_the_same_spec():

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.grafana.promql import expressions_without_series
-from tests.serve.helpers import wait_for
+from tests.support.serve import wait_for
 from trail.metrics.testing import PrometheusServer, prometheus_binary, static_scrape_config
 
 pytestmark = pytest.mark.serve

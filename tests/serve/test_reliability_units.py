@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from trail.engine.stats import EngineLoad, LoadPublisher, read_load
+from trail.engine.load import EngineLoad, LoadPublisher, read_load
 from trail.engine.tracking import initial_from_request
 from trail.predict.bins import LengthBins
 from trail.serve.errors import OpenAIError

@@ -18,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.serve.helpers import replica_stats, wait_for
+from tests.support.serve import replica_stats, wait_for
 
 pytestmark = [pytest.mark.serve, pytest.mark.reliability]
 CHAT = "/v1/chat/completions"

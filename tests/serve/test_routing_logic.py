@@ -1,43 +1,102 @@
-"""The router's ledger and ranking, without Ray: the decisions the LeastWorkRouter makes."""
+"""The real LeastWorkRouter (Ray Serve's RequestRouter subclass) driven without a cluster.
+
+Replicas are stand-ins for RunningReplica holding only what choose_replicas reads (replica_id,
+routing_stats): a real RunningReplica needs a live actor. The ledger's own arithmetic is tested
+at the bottom.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from ray.serve._private.common import (
+    DeploymentHandleSource,
+    DeploymentID,
+    ReplicaID,
+    RequestMetadata,
+)
+from ray.serve.request_router import PendingRequest
 
 from trail.serve.ledger import STALE_AFTER_S, WorkLedger, rank_by_work
+from trail.serve.protocol import EngineRequest
+from trail.serve.routers import LeastWorkRouter
 
 pytestmark = pytest.mark.serve
+LLM = DeploymentID(name="llm", app_name="trail")
 
 
-def route(ledger: WorkLedger, stats: dict[str, dict], rid: str, work: float) -> str:
-    """What LeastWorkRouter.choose_replicas + on_request_routed do for one request."""
-    estimates = {r: ledger.estimate(r, s) for r, s in stats.items()}
-    best = rank_by_work(estimates, {})[0]
-    ledger.reserve(rid, best, work)
-    return best
+@dataclass
+class Replica:
+    """What LeastWorkRouter reads from a RunningReplica."""
+
+    name: str
+    routing_stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def replica_id(self) -> ReplicaID:
+        return ReplicaID(unique_id=self.name, deployment_id=LLM)
 
 
-def test_new_requests_go_to_the_lighter_replica():
-    ledger = WorkLedger()
-    stats = {"a": {"work_tokens": 900.0, "ts": time.time()}, "b": {"work_tokens": 100.0}}
-    assert route(ledger, stats, "r1", 50) == "b"
-    assert route(ledger, stats, "r2", 50) == "b"  # b: 100 + 50 + 50 < 900
+def make_router() -> LeastWorkRouter:
+    router = LeastWorkRouter(LLM, DeploymentHandleSource.UNKNOWN)
+    router.initialize_state()
+    return router
 
 
-def test_burst_between_stats_refreshes_stays_balanced():
+def pending(rid: str, predicted: float, prompt: int = 0) -> PendingRequest:
+    request = EngineRequest(rid, list(range(prompt)), {"max_tokens": 512}, {}, predicted)
+    return PendingRequest([request], {}, RequestMetadata(request_id=rid, internal_request_id=rid))
+
+
+async def route(router: LeastWorkRouter, replicas: list[Replica], rid: str, work: float) -> str:
+    """One request through choose_replicas, then routed to Serve's first choice."""
+    req = pending(rid, work)
+    ranked = await router.choose_replicas(replicas, req)
+    chosen = ranked[0][0].replica_id
+    router.on_request_routed(req, chosen, None)
+    return chosen.unique_id
+
+
+@pytest.mark.asyncio
+async def test_new_requests_go_to_the_lighter_replica() -> None:
+    router = make_router()
+    now = time.time()
+    replicas = [
+        Replica("a", {"work_tokens": 900.0, "ts": now}),
+        Replica("b", {"work_tokens": 100.0, "ts": now}),
+    ]
+    assert await route(router, replicas, "r1", 50) == "b"
+    assert await route(router, replicas, "r2", 50) == "b"  # b: 100 + 50 + 50 < 900
+    ranked = await router.choose_replicas(replicas, pending("r3", 900))
+    assert [r[0].replica_id.unique_id for r in ranked] == ["b", "a"]  # every replica, by rank
+
+
+@pytest.mark.asyncio
+async def test_burst_between_stats_refreshes_stays_balanced() -> None:
     """Stale stats (both zero) during a burst: only the ledger keeps the burst from piling up."""
-    ledger = WorkLedger()
-    stats = {"a": {"work_tokens": 0.0}, "b": {"work_tokens": 0.0}}
+    router = make_router()
+    replicas = [Replica("a", {"work_tokens": 0.0}), Replica("b", {"work_tokens": 0.0})]
     works = [100, 20, 300, 50, 50, 200, 10, 80, 120, 70]
-    chosen = [route(ledger, stats, f"r{i}", w) for i, w in enumerate(works)]
+    chosen = [await route(router, replicas, f"r{i}", w) for i, w in enumerate(works)]
     per = {r: sum(w for c, w in zip(chosen, works, strict=True) if c == r) for r in "ab"}
     assert abs(per["a"] - per["b"]) <= max(works)
     assert 3 <= chosen.count("a") <= 7
 
 
-def test_acknowledged_requests_are_not_counted_twice():
+@pytest.mark.asyncio
+async def test_completed_requests_leave_the_ledger() -> None:
+    router = make_router()
+    replicas = [Replica("a", {"work_tokens": 0.0}), Replica("b", {"work_tokens": 0.0})]
+    assert await route(router, replicas, "r1", 500) == "a"  # ties broken by name
+    assert await route(router, replicas, "r2", 10) == "b"
+    router.on_request_completed(replicas[0].replica_id, "r1")
+    assert await route(router, replicas, "r3", 10) == "a"  # a is empty again: 0 < 10
+
+
+def test_acknowledged_requests_are_not_counted_twice() -> None:
     ledger = WorkLedger()
     ledger.reserve("r1", "a", 400)
     ledger.reserve("r2", "a", 100)
@@ -46,7 +105,7 @@ def test_acknowledged_requests_are_not_counted_twice():
     assert "r1" not in ledger.reservations
 
 
-def test_completed_and_stale_reservations_are_dropped():
+def test_completed_and_stale_reservations_are_dropped() -> None:
     ledger = WorkLedger()
     ledger.reserve("r1", "a", 400)
     ledger.release("r1")
@@ -56,7 +115,7 @@ def test_completed_and_stale_reservations_are_dropped():
     assert ledger.estimate("a", {"work_tokens": 0.0, "ts": time.time()}) == 0
 
 
-def test_rerouting_moves_the_reservation():
+def test_rerouting_moves_the_reservation() -> None:
     ledger = WorkLedger()
     ledger.reserve("r1", "a", 400)  # tentative choice
     ledger.reserve("r1", "b", 400)  # Serve routed it elsewhere (a was full)
@@ -64,5 +123,5 @@ def test_rerouting_moves_the_reservation():
     assert ledger.unacknowledged("b") == 400
 
 
-def test_ties_go_to_the_replica_with_fewer_requests_in_flight():
+def test_ties_go_to_the_replica_with_fewer_requests_in_flight() -> None:
     assert rank_by_work({"a": 10.0, "b": 10.0}, {"a": 3, "b": 1})[0] == "b"

@@ -12,27 +12,11 @@ import time
 import httpx
 import pytest
 
-from tests.serve.helpers import replica_stats, wait_for
-from trail.engine.stats import read_load
+from tests.support.serve import chat, replica_stats, wait_for, wait_idle
+from trail.engine.load import read_load
 
 pytestmark = pytest.mark.serve
 CHAT = "/v1/chat/completions"
-
-
-def chat(text: str = "hi", **over) -> dict:
-    return {"model": "tiny", "messages": [{"role": "user", "content": text}], **over}
-
-
-def wait_idle(load_dir, timeout_s: float = 60) -> dict:
-    def idle() -> bool:
-        stats = replica_stats(load_dir)
-        return len(stats) == 2 and all(
-            s["inflight"] == 0 and s["engine_unfinished"] == 0 and time.time() - s["ts"] < 2
-            for s in stats.values()
-        )
-
-    assert wait_for(idle, timeout_s), replica_stats(load_dir)
-    return replica_stats(load_dir)
 
 
 def test_openai_client_chat_streaming_and_not(serve_app):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from trail.policy import get_policy
-from trail.sim.cluster import ROUTERS, Router, simulate_cluster
-from trail.sim.engine import Board, EngineConfig
+from trail.sim.cluster import ROUTERS, SimRouter, simulate_cluster
+from trail.sim.engine import Board, SimEngineConfig
 from trail.sim.workload import WorkloadSpec, make_requests
 
-CFG = EngineConfig(max_num_seqs=8, kv_tokens=4096)
+CFG = SimEngineConfig(max_num_seqs=8, kv_tokens=4096)
 
 
 def _cluster(router, engines=4, n=800, rate_per_engine=2.0, seed=0):
@@ -57,9 +57,9 @@ def test_board_counts_down_predicted_work_during_a_run():
 def test_least_work_picks_the_lightest_engine():
     board = Board(3)
     board.work0[:] = [30.0, 5.0, 20.0]
-    assert Router("least-work", 3).choose(0.0, board, []) == 1
+    assert SimRouter("least-work", 3).choose(0.0, board, []) == 1
 
 
 def test_unknown_router_is_an_error():
     with pytest.raises(ValueError, match="unknown router"):
-        Router("random", 2)
+        SimRouter("random", 2)

@@ -10,10 +10,10 @@ import pytest
 from trail.policy import get_policy
 from trail.sim.cluster import simulate_cluster
 from trail.sim.costmodel import CostModel, calibrate, run_time, steps_within
-from trail.sim.engine import Engine, EngineConfig
+from trail.sim.engine import Engine, SimEngineConfig
 from trail.sim.workload import WorkloadSpec, make_requests
 
-SMALL = EngineConfig(max_num_seqs=8, kv_tokens=4096)
+SMALL = SimEngineConfig(max_num_seqs=8, kv_tokens=4096)
 
 
 def _serve(policy="trail", n=400, rate=1.8, cfg=SMALL, seed=0, **overrides):
@@ -44,7 +44,9 @@ def test_kv_cache_is_never_overcommitted(monkeypatch):
     monkeypatch.setattr(Engine, "_plan_steps", checked)
     res = _serve("fcfs", cfg=replace(SMALL, kv_tokens=1536))
     assert res.summary()["preemptions"] > 0  # the small cache forced recompute preemptions
-    assert max(seen) == 1536 // SMALL.block_size or max(seen) <= 1536 // SMALL.block_size
+    blocks = 1536 // SMALL.block_size
+    # the check above held at every step, and the run really filled the cache to its limit
+    assert blocks - 2 <= max(seen) <= blocks
 
 
 def test_no_preemption_without_pressure_or_permission():

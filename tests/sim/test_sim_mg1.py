@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from trail.policy import get_policy
 from trail.sim import theory
+from trail.sim.confidence import batch_means, littles_law_gap
 from trail.sim.distributions import PredictionModel, exponential, lognormal
 from trail.sim.mg1 import Jobs, policy_config, simulate_fast, simulate_with_policy
-from trail.sim.stats import batch_means, littles_law_gap
 
 
 def _jobs(seed, n=400, load=0.9, sigma=0.6, size=None):

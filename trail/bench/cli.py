@@ -41,7 +41,7 @@ def replay(
 
     from trail.bench import replay as rp
     from trail.bench.workload import load_jsonl, sample
-    from trail.engine.config import EngineConfig
+    from trail.engine.engine_config import EngineConfig
 
     console = Console()
     cfg = EngineConfig(max_num_seqs=max_num_seqs, **({"model": model} if model else {}))
@@ -112,7 +112,7 @@ def overhead(
     from transformers import AutoTokenizer
 
     from trail.bench.overhead import measure
-    from trail.engine.config import EngineConfig
+    from trail.engine.engine_config import EngineConfig
     from trail.models.chat import chat_prompt_ids
 
     console = Console()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trail.bench.stats import summarize
+from trail.bench.summary import summarize
 
 
 @dataclass(frozen=True)

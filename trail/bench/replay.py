@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from trail.bench.arrivals import arrival_times
-from trail.bench.stats import ratios, summarize
+from trail.bench.summary import ratios, summarize
 from trail.bench.workload import WorkItem
 
 

@@ -17,8 +17,13 @@ import numpy as np
 import torch
 
 from trail.engine.sink import CaptureSink, capture_request
-
-_ORIGINAL_ATTR = "_trail_original_sample_tokens"
+from trail.engine.vllm_hooks import (
+    attach_probe_output,
+    computed_before_step,
+    install_sample_tokens_hook,
+    raw_model,
+    runner_request,
+)
 
 
 @dataclass
@@ -41,31 +46,20 @@ class CaptureState:
 
 
 def install_runner_hook() -> None:
-    """Wrap GPUModelRunner.sample_tokens (the CPU runner inherits it) once per process."""
-    from vllm.v1.worker.gpu_model_runner import GPUModelRunner
+    """Attach probe outputs to every step's ModelRunnerOutput (once per process)."""
+    install_sample_tokens_hook(_after_sample_tokens)
 
-    if hasattr(GPUModelRunner, _ORIGINAL_ATTR):
+
+def _after_sample_tokens(runner: Any, scheduler_output: Any, output: Any) -> None:
+    model = raw_model(runner)
+    capture = getattr(model, "trail_capture", None)
+    if capture is None:
         return
-    original = GPUModelRunner.sample_tokens
-    setattr(GPUModelRunner, _ORIGINAL_ATTR, original)
-
-    def sample_tokens(self, grammar_output):  # noqa: ANN001, ANN202
-        state = self.execute_model_state
-        output = original(self, grammar_output)
-        # the raw model: under CUDA graphs self.model is a CUDAGraphWrapper, whose attribute
-        # writes would shadow the inner model's `trail_capture` instead of clearing it
-        model = self.get_model() if hasattr(self, "model") else None
-        capture = getattr(model, "trail_capture", None)
-        if state is not None and capture is not None and hasattr(output, "req_ids"):
-            scheduler_output = state[0]
-            st = _state(self)
-            before = st.probe_seconds
-            output.trail_probe = collect_emissions(self, model, scheduler_output, output.req_ids)
-            output.trail_probe_seconds = st.probe_seconds - before
-            model.trail_capture = None
-        return output
-
-    GPUModelRunner.sample_tokens = sample_tokens
+    st = _state(runner)
+    before = st.probe_seconds
+    emissions = collect_emissions(runner, model, scheduler_output, output.req_ids)
+    attach_probe_output(output, emissions, st.probe_seconds - before)
+    model.trail_capture = None
 
 
 def request_spans(req_ids: list[str], num_scheduled: dict[str, int]) -> dict[str, tuple[int, int]]:
@@ -77,14 +71,6 @@ def request_spans(req_ids: list[str], num_scheduled: dict[str, int]) -> dict[str
         spans[rid] = (start, start + n)
         start += n
     return spans
-
-
-def computed_before_step(scheduler_output: Any) -> dict[str, int]:
-    """Tokens each scheduled request had computed before this step."""
-    out = {r.req_id: r.num_computed_tokens for r in scheduler_output.scheduled_new_reqs}
-    cached = scheduler_output.scheduled_cached_reqs
-    out.update(zip(cached.req_ids, cached.num_computed_tokens, strict=False))
-    return out
 
 
 def collect_emissions(runner: Any, model: Any, scheduler_output: Any, req_ids: list[str]) -> dict:
@@ -99,9 +85,9 @@ def collect_emissions(runner: Any, model: Any, scheduler_output: Any, req_ids: l
     picked: list[tuple[str, int, torch.Tensor]] = []
     sunk: list[tuple[str, int, torch.Tensor]] = []
     for rid, (r0, r1) in spans.items():
-        if r1 <= r0 or rid not in runner.requests:
+        request = runner_request(runner, rid)
+        if r1 <= r0 or request is None:
             continue
-        request = runner.requests[rid]
         generated = before.get(rid, 0) + (r1 - r0) - request.num_prompt_tokens
         if generated < 0:  # a prefill chunk before the last prompt token
             continue

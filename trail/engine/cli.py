@@ -15,7 +15,7 @@ def generate(
     eager: bool = typer.Option(True, help="enforce_eager (no torch.compile warm-up)"),
 ) -> None:
     """Greedy chat generation through vLLM; prints the text and timings."""
-    from trail.engine.config import EngineConfig
+    from trail.engine.engine_config import EngineConfig
 
     cfg = EngineConfig(dtype=dtype, enforce_eager=eager, max_num_seqs=4)
     if model:

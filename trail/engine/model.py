@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from vllm.model_executor.models.llama import LlamaForCausalLM
 
-from trail.engine.settings import TrailConfig
+from trail.engine.trail_config import TrailConfig
+from trail.engine.vllm_hooks import set_capture_layers, split_aux
 
 
 class TrailLlamaForCausalLM(LlamaForCausalLM):
@@ -24,16 +25,18 @@ class TrailLlamaForCausalLM(LlamaForCausalLM):
         # returns the aux states sorted by layer, so keep ours sorted too
         self.trail_layers.sort()
         self.trail_probe_index = self.trail_layers.index(self.trail_layer)
-        self.set_aux_hidden_state_layers(tuple(k + 1 for k in self.trail_layers))  # public API
+        set_capture_layers(self, tuple(k + 1 for k in self.trail_layers))
         self.trail_capture: torch.Tensor | None = None
         # kept out of the module tree so vLLM's weight loading never sees the probe
         self.__dict__["trail_probe"] = self.trail.load_probe_module()
 
     def forward(self, input_ids, positions, intermediate_tensors=None, inputs_embeds=None):  # noqa: ANN001, ANN201
-        out = self.model(input_ids, positions, intermediate_tensors, inputs_embeds)
-        if isinstance(out, tuple):
-            hidden, aux = out  # one [tokens, H] per layer -> [tokens, H] or [tokens, layers, H]
+        hidden, aux = split_aux(
+            self.model(input_ids, positions, intermediate_tensors, inputs_embeds)
+        )
+        # one [tokens, H] per layer -> [tokens, H] or [tokens, layers, H]
+        if aux is None:
+            self.trail_capture = None
+        else:
             self.trail_capture = aux[0] if len(aux) == 1 else torch.stack(aux, dim=1)
-            return hidden
-        self.trail_capture = None
-        return out
+        return hidden

@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 from trail.engine.events import EventLog
-from trail.engine.settings import TrailConfig
 from trail.engine.tracking import Tracked
+from trail.engine.trail_config import TrailConfig
 
 
 class SchedulerObserver:

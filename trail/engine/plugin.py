@@ -14,6 +14,10 @@ TRAIL_ARCH = "TrailLlamaForCausalLM"
 def register() -> None:
     from vllm import ModelRegistry
 
+    from trail.engine.vllm_hooks import check_vllm_version
+
+    check_vllm_version()
+
     if TRAIL_ARCH not in ModelRegistry.get_supported_archs():
         ModelRegistry.register_model(TRAIL_ARCH, "trail.engine.model:TrailLlamaForCausalLM")
     from trail.engine.capture import install_runner_hook

@@ -17,7 +17,7 @@ from pathlib import Path
 
 def main(spec_path: str, out_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
-    from trail.engine.config import EngineConfig
+    from trail.engine.engine_config import EngineConfig
 
     cfg = EngineConfig.model_validate(spec["engine"])
     cfg.apply_env()

@@ -2,10 +2,10 @@
 
 Selected with scheduler_cls="trail.engine.scheduler.TrailScheduler" (or TrailAsyncScheduler
 where vLLM runs async scheduling, i.e. on GPUs) and scheduling_policy="priority" (whose
-KV-pressure victim is max(running, key=(priority, arrival)) — we set `priority` each step so
-that victim is the policy's). All decisions come from trail.policy; this mixin only translates
-vLLM requests to LengthState and back. The vLLM internals it touches are listed in
-docs/scheduling.md.
+KV-pressure victim is max(running, key=(priority, arrival)) — we set it each step so that
+victim is the policy's). All decisions come from trail.policy; this mixin only translates vLLM
+requests to LengthState and back. The vLLM internals it touches are all in
+trail/engine/vllm_hooks.py (SchedulerHooks).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import RequestStatus
 
+from trail.engine.load import EngineLoad, LoadPublisher
 from trail.engine.observers import SchedulerObserver
 from trail.engine.queue import RankedRequestQueue
-from trail.engine.settings import TrailConfig
-from trail.engine.stats import EngineLoad, LoadPublisher
 from trail.engine.tracking import Tracked, initial_from_request
+from trail.engine.trail_config import TrailConfig
+from trail.engine.vllm_hooks import SchedulerHooks, probe_output
 from trail.policy import (
     DEFAULT_STEP_COST,
     Capacity,
@@ -44,7 +45,7 @@ def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-class TrailSchedulerMixin:
+class TrailSchedulerMixin(SchedulerHooks):
     """Everything TRAIL adds; composed with vLLM's Scheduler or AsyncScheduler below."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -68,7 +69,7 @@ class TrailSchedulerMixin:
         self._step: tuple[float, int, int] | None = None  # start, prefill tokens, decode seqs
         self.observer = SchedulerObserver(self.trail)
         self.load_publisher = LoadPublisher(self.trail.load_path)
-        self.waiting = RankedRequestQueue()
+        self.install_waiting_queue(RankedRequestQueue())
 
     # ---- arrivals and departures -------------------------------------------------------
     def add_request(self, request: Any) -> None:
@@ -80,12 +81,11 @@ class TrailSchedulerMixin:
             self.observer.arrival(t, request)
         super().add_request(request)
 
-    def _free_request(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+    def on_request_freed(self, request: Any) -> None:
         t = self.tracked.pop(request.request_id, None)
         if t is not None:
             reason = finish_reason_name(request.get_finished_reason())
             self.observer.finished(t, request.num_output_tokens, reason)
-        return super()._free_request(request, *args, **kwargs)
 
     def shutdown(self) -> None:
         self.observer.close()
@@ -129,7 +129,7 @@ class TrailSchedulerMixin:
             s.in_prefill = running and req.num_computed_tokens < req.num_tokens - 1
             computed = req.num_computed_tokens
             s.recompute_tokens = computed % block if caching else computed
-            s.kv_blocks = len(self.kv_cache_manager.get_block_ids(rid)[0]) if running else 0
+            s.kv_blocks = self.kv_blocks_held(rid) if running else 0
             s.admit_blocks = cdiv(req.num_tokens + 1, block)
             if not running:
                 s.enter_waiting(now)
@@ -144,18 +144,14 @@ class TrailSchedulerMixin:
         if not cfg.preemptive or not self.waiting:
             return
         running = [r for r in self.running if r.status == RequestStatus.RUNNING]
-        room = Capacity(
-            self.max_num_running_reqs - len(self.running),
-            self.kv_cache_manager.block_pool.get_num_free_blocks(),
-        )
+        room = Capacity(self.max_num_running_reqs - len(self.running), self.free_kv_blocks())
         waiting = order_waiting([self._state(r) for r in self.waiting], now, cfg)
         plans = plan_preemptions(
             [self._state(r) for r in running], waiting, room, now, cfg, self.step_cost()
         )
         for p in plans:
             req = self.requests[p.victim.request_id]
-            self.running.remove(req)
-            self._preempt_request(req, now)
+            self.preempt_running(req, now)
             p.victim.preemptions = req.num_preemptions
             p.victim.enter_waiting(now)
             self._count_preemption(
@@ -173,9 +169,9 @@ class TrailSchedulerMixin:
             s = self._state(req)
             if cfg.orders_by_prediction:
                 bonus = PREEMPTIBLE_BONUS if is_preemptible(s, cfg) else 0.0
-                req.priority = bonus + predicted_remaining(s, cfg)
+                self.set_kv_victim_rank(req, bonus + predicted_remaining(s, cfg))
             else:
-                req.priority = 0  # ties -> latest arrival, vLLM's FCFS choice
+                self.set_kv_victim_rank(req, 0)  # ties -> latest arrival, vLLM's FCFS choice
 
     def current_load(self) -> EngineLoad:
         total = sum(predicted_remaining(t.length, self.work_cfg) for t in self.tracked.values())
@@ -184,15 +180,14 @@ class TrailSchedulerMixin:
             for r in self.requests.values()
             if not r.is_finished()
         )
-        pool = self.kv_cache_manager.block_pool
         return EngineLoad(
             total,
             pending,
             len(self.running),
             len(self.waiting),
             time.time(),
-            kv_free_blocks=pool.get_num_free_blocks(),
-            kv_total_blocks=pool.num_gpu_blocks - 1,  # minus vLLM's null block
+            kv_free_blocks=self.free_kv_blocks(),
+            kv_total_blocks=self.total_kv_blocks(),
             preemptions=dict(self.preemptions),
             recomputed_tokens=dict(self.recomputed_tokens),
         )
@@ -204,12 +199,11 @@ class TrailSchedulerMixin:
             if self._fit_step_cost:
                 self.step_cost.observe(prefill, decode, time.perf_counter() - started)
             self._step = None
-        emissions = getattr(model_runner_output, "trail_probe", None) or {}
+        emissions, probe_s = probe_output(model_runner_output)
         for rid, em in emissions.items():
             t = self.tracked.get(rid)
             if t is not None:
                 self._refine(t, em)
-        probe_s = getattr(model_runner_output, "trail_probe_seconds", None)
         if probe_s:
             self.observer.probe_seconds(probe_s)
         return super().update_from_output(scheduler_output, model_runner_output)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trail.predict.binning import quantile_edges
-from trail.predict.bins import LengthBins
+from trail.predict.bins import LengthBins, quantile_edges
 from trail.predict.shards import ProfileData, read_manifest
 
 

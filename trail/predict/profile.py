@@ -57,7 +57,7 @@ def make_llm(s: ProfileSettings, max_num_seqs: int, sink: Path):  # noqa: ANN201
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from vllm import LLM
 
-    from trail.engine.settings import TrailConfig
+    from trail.engine.trail_config import TrailConfig
 
     trail = TrailConfig(policy="fcfs", capture_layers=list(s.layers), capture_dir=str(sink))
     return LLM(

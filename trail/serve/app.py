@@ -15,7 +15,7 @@ from ray.serve import Application
 from ray.serve.config import RequestRouterConfig
 
 from trail.serve.config import ServeConfig
-from trail.serve.ingress import Router
+from trail.serve.ingress import Ingress
 from trail.serve.llm_server import LLMServer
 from trail.serve.redis_host import resolve_redis_url
 from trail.serve.routers import ROUTER_CLASSES
@@ -74,8 +74,8 @@ def build_app(args: dict[str, Any]) -> Application:
         request_router_config=router_config(cfg),
         health_check_timeout_s=60,
     )
-    ingress = serve.deployment(Router).options(
-        name="Router",
+    ingress = serve.deployment(Ingress).options(
+        name="Ingress",
         ray_actor_options={
             "num_cpus": cfg.ingress.num_cpus,
             "runtime_env": {"env_vars": worker_env()},

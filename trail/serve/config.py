@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from trail.engine.config import EngineConfig
+from trail.engine.engine_config import EngineConfig
 from trail.models.paths import smollm2_dir, tiny_dir
 
 MODEL_ALIASES = {"smollm2": smollm2_dir, "tiny": tiny_dir}

@@ -1,4 +1,4 @@
-"""The Router ingress: OpenAI HTTP API in front of the LLM replicas.
+"""The ingress: OpenAI HTTP API in front of the LLM replicas.
 
 It validates and tokenizes, predicts the output length (the router needs it before routing),
 dispatches through a streaming DeploymentHandle (whose RequestRouter picks the replica), and
@@ -89,19 +89,19 @@ async def _unexpected(_: Request, err: Exception) -> JSONResponse:
 class Dispatch:
     """One request's trip through the handle, with the ingress's in-flight count kept honest."""
 
-    def __init__(self, router: Router, gen: DeploymentResponseGenerator, replica: str) -> None:
-        self.router, self.gen, self.replica = router, gen, replica
+    def __init__(self, ingress: Ingress, gen: DeploymentResponseGenerator, replica: str) -> None:
+        self.ingress, self.gen, self.replica = ingress, gen, replica
         self._open = True
 
     def close(self) -> None:
         if self._open:
             self._open = False
-            self.router.inflight -= 1
+            self.ingress.inflight -= 1
             self.gen.cancel()  # no-op when finished; aborts in the engine otherwise
 
 
 @serve.ingress(api)
-class Router:
+class Ingress:
     def __init__(self, llm: DeploymentHandle, config: dict[str, Any]) -> None:
         self.cfg = ServeConfig.model_validate(config)
         self.llm = llm.options(method_name="generate", stream=True)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trail.engine.config import EngineConfig
-from trail.engine.stats import read_load
+from trail.engine.engine_config import EngineConfig
+from trail.engine.load import read_load
 from trail.serve.config import ServeConfig
 from trail.serve.protocol import Chunk, EngineRequest
 

@@ -5,16 +5,12 @@ shape), which leaves FastAPI nothing to infer the bodies from. `route_doc(...)` 
 body, success response and error statuses to its decorator; `DocumentedAPI` puts the request
 models into `components.schemas`. The rendered spec is kept in docs/openapi.json:
 
-    .venv/bin/python -m trail.serve.openapi docs/openapi.json   # --check: fail if stale
+    .venv/bin/python -m trail.serve.openapi_cli docs/openapi.json   # --check: fail if stale
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -170,29 +166,3 @@ class DocumentedAPI(FastAPI):
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
         return spec
-
-
-def render() -> str:
-    """The spec of the ingress app, as written to docs/openapi.json."""
-    from trail.serve.ingress import api
-
-    return json.dumps(api.openapi(), indent=2, sort_keys=True) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="write (or --check) the ingress OpenAPI spec")
-    ap.add_argument("path", nargs="?", default="docs/openapi.json")
-    ap.add_argument("--check", action="store_true", help="exit 1 if the file is not current")
-    a = ap.parse_args(argv)
-    text, path = render(), Path(a.path)
-    if a.check:
-        current = path.exists() and path.read_text() == text
-        print(f"{path}: {'current' if current else 'STALE (rerun without --check)'}")
-        return 0 if current else 1
-    path.write_text(text)
-    print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

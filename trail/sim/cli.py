@@ -55,13 +55,13 @@ def _progress(total: int, what: str):  # type: ignore[no-untyped-def]
 def _engine_setup(cost: str | None, max_seqs: int, kv_tokens: int, output: str, load: float):  # type: ignore[no-untyped-def]
     from trail.sim.costmodel import PRESETS, CostModel
     from trail.sim.distributions import by_name
-    from trail.sim.engine import EngineConfig
+    from trail.sim.engine import SimEngineConfig
     from trail.sim.experiments import engine_capacity_rps
     from trail.sim.workload import WorkloadSpec
 
     name = cost or "cpu"
     model = PRESETS[name] if name in PRESETS else CostModel(**json.loads(Path(name).read_text()))
-    cfg = EngineConfig(max_num_seqs=max_seqs, kv_tokens=kv_tokens, cost=model)
+    cfg = SimEngineConfig(max_num_seqs=max_seqs, kv_tokens=kv_tokens, cost=model)
     spec = WorkloadSpec(rate=1.0, output=by_name(output))
     rate = load * engine_capacity_rps(cfg, spec)
     return cfg, WorkloadSpec(**{**spec.__dict__, "rate": rate})

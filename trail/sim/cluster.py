@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from trail.policy import PolicyConfig
-from trail.sim.engine import Board, Engine, EngineConfig
+from trail.sim.engine import Board, Engine, SimEngineConfig
 from trail.sim.workload import SimRequest
 
 ROUTERS = ("round-robin", "power-of-two", "least-work")
 
 
-class Router:
+class SimRouter:
     """Picks an engine for a request arriving at time t."""
 
     def __init__(self, name: str, n: int, seed: int = 0) -> None:
@@ -82,7 +82,7 @@ class ClusterResult:
 def simulate_cluster(
     requests: list[SimRequest],
     n_engines: int,
-    cfg: EngineConfig,
+    cfg: SimEngineConfig,
     policy: PolicyConfig,
     router: str = "round-robin",
     seed: int = 0,
@@ -94,7 +94,7 @@ def simulate_cluster(
         raise ValueError(f"kv_tokens={cfg.kv_tokens} cannot hold a {max_ctx}-token request")
     board = Board(n_engines)
     engines = [Engine(i, cfg, policy, board, seed * 1000 + i) for i in range(n_engines)]
-    chooser = Router(router, n_engines, seed)
+    chooser = SimRouter(router, n_engines, seed)
     for k, req in enumerate(requests):
         t = req.arrival
         for e in np.flatnonzero(board.wake <= t):

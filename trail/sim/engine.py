@@ -35,7 +35,7 @@ from trail.sim.workload import SimRequest
 
 
 @dataclass(frozen=True)
-class EngineConfig:
+class SimEngineConfig:
     max_num_seqs: int = 48
     kv_tokens: int = 32_768  # KV cache capacity in tokens (blocks * block_size)
     block_size: int = 16
@@ -90,7 +90,7 @@ class Board:
 
 class Engine:
     def __init__(
-        self, idx: int, cfg: EngineConfig, policy: PolicyConfig, board: Board, seed: int
+        self, idx: int, cfg: SimEngineConfig, policy: PolicyConfig, board: Board, seed: int
     ) -> None:
         self.idx, self.cfg, self.policy, self.board = idx, cfg, policy, board
         self.rng = np.random.default_rng(seed)

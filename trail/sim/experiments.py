@@ -11,13 +11,13 @@ from trail.policy import get_policy
 from trail.sim import theory
 from trail.sim.cluster import simulate_cluster
 from trail.sim.distributions import PredictionModel, SizeDist
-from trail.sim.engine import EngineConfig
+from trail.sim.engine import SimEngineConfig
 from trail.sim.workload import WorkloadSpec, make_requests, mean_output_tokens
 
 Progress = Callable[[], None] | None
 
 
-def engine_capacity_rps(cfg: EngineConfig, spec: WorkloadSpec) -> float:
+def engine_capacity_rps(cfg: SimEngineConfig, spec: WorkloadSpec) -> float:
     """Requests/s one engine sustains with a full batch, from the cost model (no preemption):
     the rate that load factors are relative to."""
     out = mean_output_tokens(spec)
@@ -29,7 +29,7 @@ def engine_capacity_rps(cfg: EngineConfig, spec: WorkloadSpec) -> float:
 
 def sweep_c(
     spec: WorkloadSpec,
-    cfg: EngineConfig,
+    cfg: SimEngineConfig,
     kv_budgets: Iterable[int],
     cs: Iterable[float],
     requests: int,
@@ -40,7 +40,7 @@ def sweep_c(
     """Mean and tail latency of one engine for each (KV budget, c); same requests everywhere."""
     rows = []
     for kv in kv_budgets:
-        engine = EngineConfig(**{**cfg.__dict__, "kv_tokens": int(kv)})
+        engine = SimEngineConfig(**{**cfg.__dict__, "kv_tokens": int(kv)})
         for c in cs:
             reqs = make_requests(spec, requests, seed)
             res = simulate_cluster(reqs, 1, engine, get_policy(policy, c=c), seed=seed)
@@ -61,7 +61,7 @@ def theory_vs_c(
 
 def compare_routers(
     spec_per_engine: WorkloadSpec,
-    cfg: EngineConfig,
+    cfg: SimEngineConfig,
     replicas: Iterable[int],
     routers: Iterable[str],
     requests_per_engine: int,
@@ -87,7 +87,7 @@ def compare_routers(
 
 def scale_run(
     spec: WorkloadSpec,
-    cfg: EngineConfig,
+    cfg: SimEngineConfig,
     engines: int,
     requests: int,
     router: str,

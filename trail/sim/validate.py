@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from trail.sim import theory
+from trail.sim.confidence import batch_means, littles_law_gap
 from trail.sim.distributions import PredictionModel, SizeDist
 from trail.sim.mg1 import Jobs, simulate_fast
-from trail.sim.stats import batch_means, littles_law_gap
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class WorkloadSpec:
     """Output lengths, prompt lengths and the prompt predictor's error (lognormal, median-unbiased).
 
     Defaults follow TRAIL's setting: outputs up to 512 tokens, a prompt predictor whose error is
-    about twice the refined probe's (refinement sigma lives in EngineConfig).
+    about twice the refined probe's (refinement sigma lives in SimEngineConfig).
     """
 
     rate: float  # requests per second, Poisson

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from trail.engine.settings import TrailConfig
+from trail.engine.trail_config import TrailConfig
 from trail.models.paths import smollm2_dir
 
 SCHEDULER_CLS = "trail.engine.scheduler.TrailScheduler"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trail.bench.stats import ratios, summarize
+from trail.bench.summary import ratios, summarize
 
 
 def test_summary_and_ratios():

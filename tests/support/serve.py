@@ -1,4 +1,4 @@
-"""Shared helpers: loopback-only Ray settings, free ports, app configs for the tiny model."""
+"""Serve tests' helpers: loopback-only Ray settings, app configs for the tiny model, waiting."""
 
 from __future__ import annotations
 
@@ -65,3 +65,21 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.1) -> bool:  # n
             return True
         time.sleep(interval_s)
     return predicate()
+
+
+def chat(text: str = "hi", **over: Any) -> dict:
+    return {"model": "tiny", "messages": [{"role": "user", "content": text}], **over}
+
+
+def wait_idle(load_dir: Path, timeout_s: float = 60) -> dict:
+    """Both replicas report nothing in flight (recently): the app is quiet."""
+
+    def idle() -> bool:
+        stats = replica_stats(load_dir)
+        return len(stats) == 2 and all(
+            s["inflight"] == 0 and s["engine_unfinished"] == 0 and time.time() - s["ts"] < 2
+            for s in stats.values()
+        )
+
+    assert wait_for(idle, timeout_s), replica_stats(load_dir)
+    return replica_stats(load_dir)
