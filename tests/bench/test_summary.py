@@ -33,6 +33,10 @@ def test_replay_requests_do_not_hand_the_length_to_non_oracle_policies():
 
     tok = Tok()
     items = [WorkItem(prompt="hi", out_tokens=7)]
-    (arrival,) = build_arrivals(items, tok, rate=1.0, seed=0, initial=None)
+    (arrival,) = build_arrivals(items, tok, [0.5], initial=None, lengths=[7])
     assert arrival["params"]["max_tokens"] == 7 and arrival["params"]["ignore_eos"]
     assert arrival["params"]["extra_args"]["trail"]["use_max_tokens"] is False
+    assert arrival["at_time"] == 0.5
+    # without lengths: the natural-length run (EOS on, up to the cap)
+    (natural,) = build_arrivals(items, tok, [0.0], initial=None, cap=64)
+    assert natural["params"]["max_tokens"] == 64 and "ignore_eos" not in natural["params"]

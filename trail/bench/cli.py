@@ -8,91 +8,38 @@ from typing import Any, get_args
 import typer
 
 from trail.bench.client import Endpoint, Mode
+from trail.bench.experiment_cli import replay
 
 app = typer.Typer(
     help="Benchmarks (engine replay; HTTP load and comparison).", no_args_is_help=True
 )
-
-ALL_POLICIES = "fcfs,sjf-prompt,trail-prompt,trail,trail-oracle"
-
-
-@app.command("replay")
-def replay(
-    workload: Path = typer.Option(..., exists=True, help="JSONL of {prompt, out_tokens}"),
-    n: int = typer.Option(60, help="requests"),
-    rate: float = typer.Option(2.0, help="Poisson arrival rate (req/s)"),
-    policies: str = typer.Option(
-        ALL_POLICIES,
-        help="comma-separated; `policy@key=value+key=value` overrides settings, "
-        "e.g. trail-oracle@c=0 or trail@starvation_s=30",
-    ),
-    max_num_seqs: int = typer.Option(4, help="small, so requests queue"),
-    max_out: int = typer.Option(256, help="skip workload rows with longer outputs"),
-    model: str = typer.Option(None, help="model folder (default: prepared SmolLM2)"),
-    c: float = typer.Option(0.8),
-    seeds: str = typer.Option("0", help="comma-separated seeds: requests and arrivals per seed"),
-    out: Path = typer.Option(Path("runs/replay")),
-) -> None:
-    """Replay one Poisson workload into one engine per policy; print the table and FCFS ratios
-    per seed and their mean; preemptions by reason and recomputed tokens per run."""
-    from rich.console import Console
-    from rich.progress import track
-    from transformers import AutoTokenizer
-
-    from trail.bench import replay as rp
-    from trail.bench.workload import load_jsonl, sample
-    from trail.engine.engine_config import EngineConfig
-
-    console = Console()
-    cfg = EngineConfig(max_num_seqs=max_num_seqs, **({"model": model} if model else {}))
-    tok = AutoTokenizer.from_pretrained(cfg.model)
-    engine = cfg.model_dump(exclude={"trail"})
-    configs = [parse_policy(p, c) for p in policies.split(",")]
-    runs: dict[int, dict] = {}
-    for seed in [int(x) for x in seeds.split(",")]:
-        items = sample(load_jsonl(workload), n, seed, max_out)
-        initial = _prompt_predictions([w.prompt for w in items])
-        arrivals = rp.build_arrivals(items, tok, rate, seed, initial)
-        results = {}
-        for label, policy, extra in track(configs, description=f"seed {seed}", console=console):
-            results[label] = rp.run_policy(
-                engine, policy, arrivals, out / f"seed{seed}", extra, label
-            )
-        runs[seed] = results
-        _print(console, results, rp.report(results), f"engine replay, seed {seed}")
-    meta = {"n": n, "rate": rate, "max_num_seqs": max_num_seqs, "c": c, "seeds": sorted(runs)}
-    rp.save_seeds(out, runs, meta)
-    console.print(f"wrote {out / 'replay.json'} and {out / 'replay.png'}")
-
-
-def parse_policy(spec: str, c: float) -> tuple[str, str, dict]:
-    """`policy@key=value+key=value` -> (label, policy, TRAIL overrides); c applies by default
-    to the preemptive policies."""
-    policy, _, rest = spec.strip().partition("@")
-    from trail.policy import POLICIES
-
-    if policy not in POLICIES:
-        raise typer.BadParameter(
-            f"{policy!r} is not one of {', '.join(POLICIES)}", param_hint="--policies"
-        )
-    extra: dict = {} if policy in ("fcfs", "sjf-prompt") else {"c": c}
-    for item in filter(None, rest.split("+")):
-        key, _, value = item.partition("=")
-        extra[key] = float(value)
-    return spec.strip(), policy, extra
+app.command("replay")(replay)
 
 
 @app.command("workload")
 def workload(
-    profile: Path = typer.Option(..., exists=True, help="a `trail profile` output folder"),
+    profile: Path = typer.Option(None, exists=True, help="a `trail profile` output folder"),
+    held_out: int = typer.Option(
+        0, help="instead: N test-split prompts from the tail of the profile order, no lengths"
+    ),
     out: Path = typer.Option(Path("runs/workload.jsonl")),
     splits: str = typer.Option("test,val,train", help="which profile splits to take"),
 ) -> None:
-    """Write a replay workload (prompt, natural length) from a profile run."""
-    from trail.bench.workload import from_profile, save_jsonl
+    """Write a replay workload: (prompt, natural length) from a profile run, or held-out
+    prompts whose lengths the experiment's FCFS run measures."""
+    from trail.bench import workload as wl
 
-    items = from_profile(profile, tuple(splits.split(",")))
-    save_jsonl(items, out)
+    if held_out:
+        from transformers import AutoTokenizer
+
+        from trail.models.paths import smollm2_dir
+
+        items = wl.held_out(AutoTokenizer.from_pretrained(str(smollm2_dir())), held_out)
+    elif profile is not None:
+        items = wl.from_profile(profile, tuple(splits.split(",")))
+    else:
+        raise typer.BadParameter("give --profile DIR or --held-out N")
+    wl.save_jsonl(items, out)
     typer.echo(f"{len(items)} requests -> {out}")
 
 
@@ -272,51 +219,3 @@ def _choice(value: str, options: Any, flag: str) -> Any:
             f"{value!r} is not one of {', '.join(get_args(options))}", param_hint=flag
         )
     return value
-
-
-def _prompt_predictions(texts: list[str]) -> list | None:
-    """The shipped prompt predictor's distributions, or None (engines then use a default)."""
-    try:
-        from trail.predict.prompt import PromptPredictor
-
-        return PromptPredictor.load().predict_dist(texts).tolist()
-    except FileNotFoundError:
-        return None
-
-
-def _print(console, results: dict, rel: dict, title: str = "engine replay") -> None:  # noqa: ANN001
-    from rich.table import Table
-
-    t = Table(title=title)
-    for col in [
-        "policy",
-        "mean lat",
-        "P50",
-        "P99",
-        "mean TTFT",
-        "tok/s",
-        "FCFS/x mean",
-        "FCFS/x TTFT",
-        "preempt (policy/kv/starv)",
-        "recomputed",
-    ]:
-        t.add_column(col, justify="right")
-    for p, r in results.items():
-        s = r["summary"]
-        q = rel.get(p, {})
-        t.add_row(
-            p,
-            f"{s['mean_latency_s']:.2f}",
-            f"{s['p50_latency_s']:.2f}",
-            f"{s['p99_latency_s']:.2f}",
-            f"{s['mean_ttft_s']:.2f}",
-            f"{s['throughput_tok_s']:.0f}",
-            f"{q.get('mean_latency_s', float('nan')):.2f}x",
-            f"{q.get('mean_ttft_s', float('nan')):.2f}x",
-            "/".join(
-                str(s.get("preemptions_by_reason", {}).get(k, 0))
-                for k in ("policy", "kv_pressure", "starvation")
-            ),
-            str(s.get("recomputed_tokens", 0)),
-        )
-    console.print(t)

@@ -1,43 +1,44 @@
-"""Engine-level replay: one workload, Poisson arrivals, one fresh engine per policy.
-
-Not a test: it measures. Prints mean/P50/P99 latency and mean TTFT per policy and the ratios
-FCFS/policy, and writes JSON + a PNG.
-"""
+"""Engine-level replay: one workload into one fresh engine per policy (trail/bench/experiment.py
+runs the grid of loads, policies and seeds over it)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from trail.bench.arrivals import arrival_times
-from trail.bench.summary import ratios, summarize
+from trail.bench.summary import summarize
 from trail.bench.workload import WorkItem
 
 
 def build_arrivals(
-    items: list[WorkItem], tokenizer: Any, rate: float, seed: int, initial: list | None
+    items: list[WorkItem],
+    tokenizer: Any,
+    times: Sequence[float],
+    initial: list | None,
+    lengths: Sequence[int] | None = None,
+    cap: int = 512,
 ) -> list[dict]:
+    """Engine arrivals. With `lengths`: ignore_eos + max_tokens = length (identical work for
+    every policy; `use_max_tokens: false` so only the oracle may rank by it). Without: natural
+    greedy answers up to `cap` (the run that measures the lengths)."""
     from trail.models.chat import chat_prompt_ids
 
-    times = arrival_times(len(items), rate, seed)
     arrivals = []
     for i, (w, t) in enumerate(zip(items, times, strict=True)):
-        # max_tokens is the true length here: no policy but the oracle may rank by it
         extra: dict[str, Any] = {"use_max_tokens": False}
         if initial is not None:
             extra["initial_dist"] = [float(x) for x in initial[i]]
+        if lengths is None:
+            params: dict[str, Any] = {"max_tokens": cap}
+        else:
+            params = {"max_tokens": int(lengths[i]), "ignore_eos": True}
         arrivals.append(
             {
                 "id": f"q{i}",
                 "prompt_ids": chat_prompt_ids(tokenizer, w.prompt),
-                "params": {
-                    "max_tokens": w.out_tokens,
-                    "ignore_eos": True,
-                    "extra_args": {"trail": extra},
-                },
+                "params": {**params, "extra_args": {"trail": extra}},
                 "at_time": float(t),
             }
         )
@@ -67,82 +68,40 @@ def run_policy(
     tokens = sum(len(r["token_ids"]) for r in res.values())
     span = max(r["finish_s"] for r in res.values()) - min(r["arrival_s"] for r in res.values())
     summary = summarize(lat, ttft, tokens, span)
-    summary.update(preemption_counts(dump))
-    return {"summary": summary, "requests": res}
+    events = read_events(dump)
+    summary.update(preemption_counts(events))
+    prompt_tokens = {a["id"]: len(a["prompt_ids"]) for a in arrivals}
+    for rid, r in res.items():
+        r["length"] = len(r.pop("token_ids"))  # the text is not needed, its length is
+        r["preemptions"] = 0
+        r["prompt_tokens"] = prompt_tokens[rid]
+    for e in events:
+        if e.get("event") == "preempted":
+            res[_base_id(e["id"])]["preemptions"] += 1
+    steps = [e for e in events if e.get("event") == "step"]
+    return {"summary": summary, "requests": res, "steps": steps}
 
 
-def preemption_counts(dump: Path) -> dict[str, Any]:
+def read_events(dump: Path) -> list[dict]:
+    if not dump.exists():
+        return []
+    return [json.loads(line) for line in dump.read_text().splitlines() if line.strip()]
+
+
+def _base_id(engine_request_id: str) -> str:
+    """vLLM appends '-xxxxxxxx' to request ids inside the engine."""
+    return engine_request_id.rsplit("-", 1)[0]
+
+
+def preemption_counts(events: list[dict]) -> dict[str, Any]:
     by_reason: dict[str, int] = {}
     recompute = 0
-    if dump.exists():
-        for line in dump.read_text().splitlines():
-            e = json.loads(line)
-            if e.get("event") == "preempted":
-                by_reason[e["reason"]] = by_reason.get(e["reason"], 0) + 1
-                recompute += int(e.get("recompute", 0))
+    for e in events:
+        if e.get("event") == "preempted":
+            by_reason[e["reason"]] = by_reason.get(e["reason"], 0) + 1
+            recompute += int(e.get("recompute", 0))
     return {
         "preemptions": sum(by_reason.values()),
         "preemptions_by_reason": by_reason,
         "recomputed_tokens": recompute,
     }
-
-
-def report(results: dict[str, dict]) -> dict[str, dict]:
-    keys = ["mean_latency_s", "p50_latency_s", "p99_latency_s", "mean_ttft_s"]
-    base = results.get("fcfs", {}).get("summary")
-    return {p: ratios(base, r["summary"], keys) for p, r in results.items()} if base else {}
-
-
-def save_seeds(out_dir: Path, runs: dict[int, dict], meta: dict) -> dict:
-    """replay.json: per seed the summaries and FCFS ratios, and the ratios' mean and range
-    over seeds; replay.png: the seed means."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    per_seed = {
-        seed: {"summary": {p: r["summary"] for p, r in res.items()}, "fcfs_over": report(res)}
-        for seed, res in runs.items()
-    }
-    labels = list(next(iter(runs.values())))
-    keys = ("mean_latency_s", "p99_latency_s", "mean_ttft_s", "throughput_tok_s")
-    mean = {
-        p: {k: float(np.mean([per_seed[s]["summary"][p][k] for s in runs])) for k in keys}
-        for p in labels
-    }
-    spread = {
-        p: {
-            k: [
-                float(f(per_seed[s]["fcfs_over"].get(p, {}).get(k, np.nan) for s in runs))
-                for f in (min, max)
-            ]
-            for k in ("mean_latency_s", "p99_latency_s", "mean_ttft_s")
-        }
-        for p in labels
-    }
-    doc = {"meta": meta, "per_seed": per_seed, "mean_over_seeds": mean, "fcfs_over_range": spread}
-    (out_dir / "replay.json").write_text(json.dumps(doc, indent=2))
-    plot(out_dir / "replay.png", mean, meta)
-    return doc
-
-
-def plot(path: Path, summary: dict, meta: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    policies = list(summary)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-    for ax, key, title in zip(
-        axes,
-        ["mean_latency_s", "p99_latency_s", "mean_ttft_s"],
-        ["mean latency (s)", "P99 latency (s)", "mean TTFT (s)"],
-        strict=True,
-    ):
-        ax.bar(policies, [summary[p][key] for p in policies], color="#4c72b0")
-        ax.set_title(title)
-        ax.tick_params(axis="x", rotation=30)
-    fig.suptitle(
-        f"engine replay: {meta['n']} requests, {meta['rate']} req/s, max_num_seqs={meta['max_num_seqs']}"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -13,7 +13,7 @@ import numpy as np
 @dataclass
 class WorkItem:
     prompt: str
-    out_tokens: int
+    out_tokens: int | None  # natural greedy length; None: measured by the experiment's FCFS run
 
 
 def load_jsonl(path: Path) -> list[WorkItem]:
@@ -21,15 +21,16 @@ def load_jsonl(path: Path) -> list[WorkItem]:
     for line in path.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
-            items.append(WorkItem(str(row["prompt"]), int(row["out_tokens"])))
+            n = row.get("out_tokens")
+            items.append(WorkItem(str(row["prompt"]), None if n is None else int(n)))
     if not items:
-        raise ValueError(f"{path}: no workload rows (want JSON lines with prompt, out_tokens)")
+        raise ValueError(f"{path}: no workload rows (want JSON lines with prompt[, out_tokens])")
     return items
 
 
 def sample(items: list[WorkItem], n: int, seed: int, max_out: int | None = None) -> list[WorkItem]:
     rng = np.random.default_rng(seed)
-    pool = [w for w in items if max_out is None or w.out_tokens <= max_out]
+    pool = [w for w in items if max_out is None or (w.out_tokens or 0) <= max_out]
     idx = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
     return [pool[i] for i in idx]
 
@@ -46,8 +47,29 @@ def from_profile(
     return items
 
 
+def held_out(tokenizer, n: int, seed: int = 0, tail: int = 3000) -> list[WorkItem]:  # noqa: ANN001
+    """Benchmark prompts no predictor trains on: test-split prompts from the last `tail` of the
+    profile's seeded order (the profile reaches them last, and even then they are test rows)."""
+    from trail.predict.sharegpt import load_prompts
+
+    prompts = load_prompts(tokenizer, seed)
+    pool = [p for p in prompts[-tail:] if p.split == "test"]
+    if len(pool) < n:
+        raise ValueError(f"only {len(pool)} held-out test prompts in the last {tail}; ask fewer")
+    return [WorkItem(p.text, None) for p in pool[:n]]
+
+
 def save_jsonl(items: list[WorkItem], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        "".join(json.dumps({"prompt": w.prompt, "out_tokens": w.out_tokens}) + "\n" for w in items)
+        "".join(
+            json.dumps(
+                {
+                    "prompt": w.prompt,
+                    **({} if w.out_tokens is None else {"out_tokens": w.out_tokens}),
+                }
+            )
+            + "\n"
+            for w in items
+        )
     )

@@ -1,4 +1,4 @@
-"""Scheduler events (arrival, probe emission, preemption, finish) as JSONL lines.
+"""Scheduler events (arrival, probe emission, preemption, finish, step) as JSONL lines.
 
 The scheduler runs in vLLM's EngineCore process, out of reach of tests and tools in the
 frontend process; a file is the simplest channel that works in-process and multiprocess alike.
@@ -32,6 +32,21 @@ class EventLog:
         s = t.length
         row = {"event": kind, "id": s.request_id, "t": time.monotonic(), "generated": s.generated}
         row.update(fields)
+        self._file.write(json.dumps(row) + "\n")
+
+    def step(
+        self, prefill_tokens: int, decode_seqs: int, context_tokens: int, step_s: float
+    ) -> None:
+        """One engine step's shape and time: the trace `trail sim calibrate` fits."""
+        if self._file is None:
+            return
+        row = {
+            "event": "step",
+            "prefill_tokens": prefill_tokens,
+            "decode_seqs": decode_seqs,
+            "context_tokens": context_tokens,
+            "step_s": step_s,
+        }
         self._file.write(json.dumps(row) + "\n")
 
     def arrival(self, t: Tracked) -> None:

@@ -56,6 +56,9 @@ class SchedulerObserver:
                 dist=posterior,
             )
 
+    def step(self, prefill_tokens: int, decode_seqs: int, context_tokens: int, secs: float) -> None:
+        self.log.step(prefill_tokens, decode_seqs, context_tokens, secs)
+
     def probe_seconds(self, seconds: float) -> None:
         self.metrics.probe_call(seconds)
 

@@ -41,7 +41,7 @@ def main(spec_path: str, out_path: str) -> None:
         done = StepDriver(llm.llm_engine).run(arrivals)
         results.update(
             {
-                rid: {**asdict(f), "latency_s": f.latency_s, "ttft_s": f.ttft_s}
+                rid: {**asdict(f), "latency_s": f.latency_s, "ttft_s": f.ttft_s, "tpot_s": f.tpot_s}
                 for rid, f in done.items()
             }
         )

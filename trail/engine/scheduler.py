@@ -66,7 +66,7 @@ class TrailSchedulerMixin(SchedulerHooks):
         pinned = self.trail.step_cost
         self.step_cost = StepCostEstimator(StepCost(**pinned) if pinned else DEFAULT_STEP_COST)
         self._fit_step_cost = pinned is None
-        self._step: tuple[float, int, int] | None = None  # start, prefill tokens, decode seqs
+        self._step: tuple[float, int, int, int] | None = None  # start, prefill, decode, context
         self.observer = SchedulerObserver(self.trail)
         self.load_publisher = LoadPublisher(self.trail.load_path)
         self.install_waiting_queue(RankedRequestQueue())
@@ -102,7 +102,8 @@ class TrailSchedulerMixin(SchedulerHooks):
         out = super().schedule(*args, **kwargs)
         for req in self.running:
             self._state(req).leave_waiting(now)
-        self._step = (time.perf_counter(), *step_shape(out.num_scheduled_tokens))
+        context = sum(r.num_computed_tokens for r in self.running)
+        self._step = (time.perf_counter(), *step_shape(out.num_scheduled_tokens), context)
         idle = not self.running and not self.waiting
         self.load_publisher.maybe_publish(self.current_load, self.observer.load, idle=idle)
         return out
@@ -195,9 +196,11 @@ class TrailSchedulerMixin(SchedulerHooks):
     # ---- probe outputs ------------------------------------------------------------------
     def update_from_output(self, scheduler_output: Any, model_runner_output: Any) -> Any:
         if self._step is not None:
-            started, prefill, decode = self._step
+            started, prefill, decode, context = self._step
+            secs = time.perf_counter() - started
             if self._fit_step_cost:
-                self.step_cost.observe(prefill, decode, time.perf_counter() - started)
+                self.step_cost.observe(prefill, decode, secs)
+            self.observer.step(prefill, decode, context, secs)
             self._step = None
         emissions, probe_s = probe_output(model_runner_output)
         for rid, em in emissions.items():

@@ -31,6 +31,7 @@ class Finished:
     first_token_step: int
     finish_step: int
     num_cached_tokens: int = 0  # prompt tokens served from the prefix cache
+    max_stall_s: float = 0.0  # longest gap between two output tokens after the first
 
     @property
     def latency_s(self) -> float:
@@ -40,12 +41,27 @@ class Finished:
     def ttft_s(self) -> float:
         return self.first_token_s - self.arrival_s
 
+    @property
+    def tpot_s(self) -> float:
+        """Mean time per output token after the first (0 for a one-token answer)."""
+        n = len(self.token_ids)
+        return (self.finish_s - self.first_token_s) / (n - 1) if n > 1 else 0.0
+
 
 @dataclass
 class _Live:
     arrival_s: float
     first_token_s: float | None = None
     first_token_step: int | None = None
+    tokens: int = 0
+    last_token_s: float = 0.0
+    max_stall_s: float = 0.0  # a policy that emits one token and then preempts shows here
+
+    def saw(self, tokens: int, now: float) -> None:
+        if tokens > self.tokens:
+            if self.tokens > 0:
+                self.max_stall_s = max(self.max_stall_s, now - self.last_token_s)
+            self.tokens, self.last_token_s = tokens, now
 
 
 @dataclass
@@ -84,8 +100,10 @@ class StepDriver:
             st = live.get(out.request_id)
             if st is None:
                 continue
-            if st.first_token_s is None and out.outputs and out.outputs[0].token_ids:
+            tokens = len(out.outputs[0].token_ids) if out.outputs else 0
+            if st.first_token_s is None and tokens:
                 st.first_token_s, st.first_token_step = now, step
+            st.saw(tokens, now)
             if out.finished:
                 live.pop(out.request_id)
                 self.finished[out.request_id] = Finished(
@@ -97,6 +115,7 @@ class StepDriver:
                     first_token_step=st.first_token_step or step,
                     finish_step=step,
                     num_cached_tokens=int(getattr(out, "num_cached_tokens", 0) or 0),
+                    max_stall_s=st.max_stall_s,
                 )
 
 

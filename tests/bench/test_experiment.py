@@ -1,0 +1,122 @@
+"""The experiment's arithmetic: paired bootstrap intervals, length buckets, the stall metric,
+and the simulator's calibration from an engine step trace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trail.bench.intervals import bucket_of, by_bucket, pooled_ratio, ratio_interval
+from trail.bench.sim_check import calibrated_cost
+from trail.engine.stepper import Finished, _Live
+from trail.sim.costmodel import CostModel
+
+
+def test_a_paired_constant_ratio_has_a_zero_width_interval() -> None:
+    rng = np.random.default_rng(0)
+    other = {s: rng.exponential(5.0, 50) for s in range(3)}
+    base = {s: 2.0 * v for s, v in other.items()}
+    r = ratio_interval(base, other)
+    assert r.value == pytest.approx(2.0) and r.low == pytest.approx(2.0)
+    assert r.high == pytest.approx(2.0)
+
+
+def test_the_interval_covers_the_true_ratio_and_narrows_with_more_requests() -> None:
+    rng = np.random.default_rng(1)
+
+    def draw(n: int) -> tuple[dict, dict]:
+        other = {s: rng.exponential(4.0, n) for s in range(3)}
+        base = {s: rng.exponential(6.0, n) for s in range(3)}  # true ratio 1.5
+        return base, other
+
+    small, large = ratio_interval(*draw(40)), ratio_interval(*draw(2000))
+    assert small.low < 1.5 < small.high and large.low < 1.5 < large.high
+    assert (large.high - large.low) < 0.5 * (small.high - small.low)
+
+
+def test_p99_ratio_and_pooled_point_estimate() -> None:
+    base, other = {0: np.arange(1, 101.0)}, {0: np.full(100, 10.0)}
+    assert pooled_ratio(base, other) == pytest.approx(50.5 / 10)
+    from trail.bench.intervals import STATS
+
+    assert ratio_interval(base, other, STATS["p99"]).value == pytest.approx(
+        np.percentile(np.arange(1, 101.0), 99) / 10
+    )
+
+
+def test_mismatched_requests_are_refused() -> None:
+    with pytest.raises(ValueError, match="same, non-empty requests"):
+        ratio_interval({0: [1.0, 2.0]}, {0: [1.0]})
+
+
+def test_length_buckets() -> None:
+    lengths = [1, 127, 128, 383, 384, 512]
+    assert list(bucket_of(lengths)) == ["short", "short", "medium", "medium", "long", "long"]
+    got = by_bucket([1, 2, 3, 4, 5, 6], lengths)
+    assert {k: list(v) for k, v in got.items()} == {
+        "short": [1, 2],
+        "medium": [3, 4],
+        "long": [5, 6],
+    }
+
+
+def test_the_longest_stall_after_the_first_token_is_kept() -> None:
+    live = _Live(arrival_s=0.0)
+    for tokens, now in [(0, 0.5), (1, 1.0), (2, 1.1), (2, 1.5), (3, 4.0), (4, 4.1)]:
+        live.saw(tokens, now)
+    assert live.max_stall_s == pytest.approx(2.9)  # the gap from 1.1 to 4.0: a preemption
+    done = Finished("r", [1, 2, 3, 4], 0.0, 1.0, 4.1, 1, 6, max_stall_s=live.max_stall_s)
+    assert done.tpot_s == pytest.approx(3.1 / 3)
+
+
+def test_calibration_recovers_a_known_cost_model() -> None:
+    truth = CostModel(a=0.02, b=4e-4, d=3e-3, e=2e-6)
+    rng = np.random.default_rng(2)
+    steps = []
+    for _ in range(400):
+        p, d, c = int(rng.integers(0, 300)), int(rng.integers(1, 16)), int(rng.integers(0, 8000))
+        t = truth.step_time(p, d, c) * (1 + 0.01 * rng.standard_normal())
+        steps.append({"prefill_tokens": p, "decode_seqs": d, "context_tokens": c, "step_s": t})
+    got = calibrated_cost([{"steps": steps[:200]}, {"steps": steps[200:]}])
+    for name in ("a", "b", "d", "e"):
+        assert getattr(got, name) == pytest.approx(getattr(truth, name), rel=0.1), name
+
+
+@pytest.mark.engine
+@pytest.mark.timeout(900)
+def test_tiny_experiment_end_to_end_and_resumable(tiny_path, tmp_path) -> None:
+    """Two policies, one load, one seed on the tiny model: the FCFS run measures natural
+    lengths, the oracle replays them exactly; the table, simulator check and PNGs are written;
+    a rerun starts no engine."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from trail.bench.cli import app
+
+    workload = tmp_path / "w.jsonl"
+    texts = ["Say hi.", "Count to ten.", "Name a fruit.", "Tell a joke.", "Why?", "Go on."]
+    workload.write_text("".join(json.dumps({"prompt": t}) + "\n" for t in texts))
+    out = tmp_path / "exp"
+    args = ["replay", "--workload", str(workload), "--model", str(tiny_path), "--n", "6"]
+    args += ["--loads", "2", "--seeds", "0", "--policies", "fcfs,trail-oracle", "--cap", "24"]
+    args += ["--max-num-seqs", "2", "--saturation-rps", "4", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "experiment.json").read_text())
+    rows = report["table"]["2"]
+    assert set(rows) == {"fcfs", "trail-oracle"} and rows["fcfs"]["requests"] == 6
+    lengths = json.loads((out / "cells" / "natural_lengths.json").read_text())
+    assert len(lengths) == 6 and all(1 <= v <= 24 for v in lengths.values())
+    oracle = json.loads((out / "cells" / "seed0" / "load2" / "trail-oracle.json").read_text())
+    assert sorted(r["length"] for r in oracle["requests"].values()) == sorted(lengths.values())
+    assert oracle["steps"] and {"prefill_tokens", "decode_seqs", "step_s"} <= set(
+        oracle["steps"][0]
+    )
+    assert rows["fcfs"]["fcfs_over"]["mean_latency"]["value"] == pytest.approx(1.0)
+    assert set(report["sim_check"]["2"]["policies"]) == {"fcfs", "trail-oracle"}
+    assert (out / "ratios_vs_load.png").stat().st_size > 0
+    stamp = (out / "cells" / "seed0" / "load2" / "fcfs.json").stat().st_mtime_ns
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert (out / "cells" / "seed0" / "load2" / "fcfs.json").stat().st_mtime_ns == stamp

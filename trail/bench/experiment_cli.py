@@ -1,0 +1,168 @@
+"""`trail bench replay`: the experiment grid on one engine, its table with intervals, the
+simulator beside it, JSON + PNGs. Resumable: rerun the same command to continue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+ALL_POLICIES = "fcfs,sjf-prompt,trail-prompt,trail,trail-oracle"
+DEFAULT_WORKLOAD = Path(__file__).resolve().parents[1] / "assets" / "smollm2" / "heldout.jsonl"
+QUICK = {"n": 24, "loads": "2.5", "seeds": "0", "policies": "fcfs,trail,trail-oracle"}
+
+
+def replay(
+    workload: Path = typer.Option(
+        DEFAULT_WORKLOAD, exists=True, help="JSONL of {prompt[, out_tokens]}; default: held-out"
+    ),
+    n: int = typer.Option(200, help="requests per cell"),
+    loads: str = typer.Option("0.8,1.5,2.5", help="arrival rates as multiples of saturation"),
+    burstiness: float = typer.Option(1.0, help="gamma shape of inter-arrivals (1 = Poisson)"),
+    policies: str = typer.Option(
+        ALL_POLICIES,
+        help="comma-separated, fcfs first; `policy@key=value+key=value` overrides settings, "
+        "e.g. trail-oracle@c=0 or trail@starvation_s=30",
+    ),
+    seeds: str = typer.Option("0,1,2", help="requests and arrivals per seed"),
+    max_num_seqs: int = typer.Option(16),
+    cap: int = typer.Option(512, help="max_tokens of the natural-length runs"),
+    c: float = typer.Option(0.8, help="limited-preemption window of the preemptive policies"),
+    saturation_rps: float = typer.Option(None, help="skip measuring saturation; use this"),
+    mean_len: float = typer.Option(
+        None, help="mean output length for saturation (default: the workload's, or 355)"
+    ),
+    sim: bool = typer.Option(True, help="calibrate the simulator from the runs and compare"),
+    quick: bool = typer.Option(False, help=f"a ≤ 10 min check: {QUICK}"),
+    model: str = typer.Option(None, help="model folder (default: prepared SmolLM2)"),
+    out: Path = typer.Option(Path("runs/experiment")),
+) -> None:
+    """Every policy on the same requests and arrivals, at several loads and seeds, on one engine;
+    FCFS ratios with 95 % intervals overall and per length bucket; the simulator beside."""
+    from rich.console import Console
+    from rich.progress import Progress
+    from transformers import AutoTokenizer
+
+    from trail.bench import analysis, experiment_plots, sim_check
+    from trail.bench.experiment import Cells, Grid, run_grid
+    from trail.bench.workload import load_jsonl, sample
+    from trail.engine.engine_config import EngineConfig
+
+    if quick:
+        n, loads, seeds, policies = QUICK["n"], QUICK["loads"], QUICK["seeds"], QUICK["policies"]
+    console = Console()
+    cfg = EngineConfig(max_num_seqs=max_num_seqs, **({"model": model} if model else {}))
+    tok = AutoTokenizer.from_pretrained(cfg.model)
+    engine = cfg.model_dump(exclude={"trail"})
+    grid = Grid(
+        n=n,
+        loads=tuple(float(x) for x in loads.split(",")),
+        seeds=tuple(int(x) for x in seeds.split(",")),
+        policies=tuple(parse_policy(p, c) for p in policies.split(",")),
+        burstiness=burstiness,
+        cap=cap,
+    )
+    pool = load_jsonl(workload)
+    cells = Cells(out / "cells")
+    sat = _saturation(out, engine, pool, tok, saturation_rps, mean_len, console)
+    console.print(
+        f"saturation {sat['rps']:.3f} req/s ({sat['tok_s']:.1f} tok/s / {sat['mean_len']:.0f}"
+        f" tokens); {len(grid.cells())} runs of {n} requests"
+    )
+    with Progress(console=console) as progress:
+        task = progress.add_task("runs", total=len(grid.cells()))
+        run_grid(
+            grid,
+            engine,
+            lambda seed: sample(pool, n, seed),
+            sat["rps"],
+            tok,
+            _prompt_predictions,
+            cells,
+            tick=lambda label: progress.advance(task),
+        )
+    table = analysis.analyse(grid, cells)
+    report: dict[str, Any] = {
+        "meta": {**_meta(grid, engine, workload), "saturation": sat},
+        "table": table,
+        "goals": analysis.goals(table),
+    }
+    if sim:
+        report["sim_check"] = sim_check.sim_check(grid, cells, engine, kv_tokens(cfg))
+    (out / "experiment.json").write_text(json.dumps(report, indent=2))
+    plots = experiment_plots.plot_all(table, grid, cells, out)
+    from trail.bench.experiment_print import print_report
+
+    print_report(console, report)
+    console.print(f"wrote {out / 'experiment.json'} and {', '.join(str(p) for p in plots)}")
+
+
+def parse_policy(spec: str, c: float) -> tuple[str, str, dict]:
+    """`policy@key=value+key=value` -> (label, policy, TRAIL overrides); c applies by default
+    to the preemptive policies."""
+    policy, _, rest = spec.strip().partition("@")
+    from trail.policy import POLICIES
+
+    if policy not in POLICIES:
+        raise typer.BadParameter(
+            f"{policy!r} is not one of {', '.join(POLICIES)}", param_hint="--policies"
+        )
+    extra: dict = {} if policy in ("fcfs", "sjf-prompt") else {"c": c}
+    for item in filter(None, rest.split("+")):
+        key, _, value = item.partition("=")
+        extra[key] = float(value)
+    return spec.strip(), policy, extra
+
+
+def _saturation(out, engine, pool, tok, rps, mean_len, console) -> dict:  # noqa: ANN001
+    """Measured once per output folder (saturation.json), unless given."""
+    from trail.bench.experiment import measure_saturation
+
+    known = [w.out_tokens for w in pool if w.out_tokens]
+    mean = mean_len or (sum(known) / len(known) if known else 355.0)
+    path = out / "saturation.json"
+    if rps is not None:
+        return {"rps": rps, "tok_s": rps * mean, "mean_len": mean, "measured": False}
+    if path.exists():
+        return json.loads(path.read_text())
+    console.print("measuring saturation (a full batch of 64-token requests)...")
+    got = measure_saturation(engine, pool, tok, out / "saturation")
+    sat = {**got, "mean_len": mean, "rps": got["tok_s"] / mean, "measured": True}
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(sat))
+    return sat
+
+
+def kv_tokens(cfg: Any) -> int:
+    """KV capacity in tokens of the engine's CPU cache (kv_cache_gib), from the model config."""
+    hf = json.loads((Path(cfg.model) / "config.json").read_text())
+    heads = hf.get("num_key_value_heads", hf["num_attention_heads"])
+    head_dim = hf.get("head_dim", hf["hidden_size"] // hf["num_attention_heads"])
+    per_token = 2 * hf["num_hidden_layers"] * heads * head_dim * 4  # K and V, fp32
+    return int(cfg.kv_cache_gib * 2**30 // per_token)
+
+
+def _prompt_predictions(texts: list[str]) -> tuple[list | None, list | None]:
+    """The shipped prompt predictor's distributions and expected lengths, or (None, None)."""
+    try:
+        from trail.predict.prompt import PromptPredictor
+
+        pred = PromptPredictor.load()
+    except FileNotFoundError:
+        return None, None
+    return pred.predict_dist(texts).tolist(), [float(x) for x in pred.expected(texts)]
+
+
+def _meta(grid: Any, engine: dict, workload: Path) -> dict:
+    return {
+        "n": grid.n,
+        "loads": list(grid.loads),
+        "seeds": list(grid.seeds),
+        "policies": [p[0] for p in grid.policies],
+        "burstiness": grid.burstiness,
+        "max_num_seqs": engine.get("max_num_seqs"),
+        "workload": str(workload),
+        "intervals": "95 % percentile bootstrap, paired: seeds resampled, then requests within",
+    }

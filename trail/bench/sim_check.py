@@ -1,0 +1,121 @@
+"""The simulator as a checked instrument: calibrate it from the engine's own step trace, serve
+the same requests at the same arrival times, and put simulated beside measured FCFS ratios.
+
+Inputs per (seed, load): every run's `step` rows (prefill tokens, decode sequences, context
+tokens, step time, from the scheduler's event log) fit the cost model (`trail sim calibrate`'s
+least squares); each request keeps its prompt length, true length, arrival time and the prompt
+predictor's expected length. What the simulator cannot copy: `trail`'s probe outputs (it draws
+refinement errors, `SimEngineConfig.refine_sigma`), so that row checks the mechanism, not the
+predictor.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trail.bench.analysis import request_arrays
+from trail.bench.experiment import Cells, Grid
+from trail.bench.intervals import pooled_ratio
+
+
+def calibrated_cost(cells: list[dict]) -> Any:
+    """CostModel fitted to the step rows of these runs."""
+    from trail.sim.costmodel import calibrate
+
+    rows = [s for c in cells for s in c.get("steps", [])]
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    try:
+        return calibrate(Path(f.name))
+    finally:
+        Path(f.name).unlink()
+
+
+def sim_requests(cell: dict, cap: int) -> list:
+    from trail.policy import LengthState
+    from trail.sim.workload import SimRequest
+
+    reqs = cell["requests"]
+    ids = sorted(reqs, key=lambda r: int(r[1:]))
+    out = []
+    for i, rid in enumerate(ids):
+        r = reqs[rid]
+        pred = cell.get("initial_expected")
+        state = LengthState(
+            rid,
+            float(r["arrival_s"]),
+            initial_pred=float(pred[i]) if pred else cap / 2,
+            true_total=int(r["length"]),
+            max_tokens=cap,
+        )
+        out.append(
+            SimRequest(state, prompt_len=int(r["prompt_tokens"]), output_len=state.true_total)
+        )
+    return sorted(out, key=lambda q: q.arrival)
+
+
+def simulate_cell(cell: dict, policy: str, extra: dict, cfg: Any, cap: int) -> np.ndarray:
+    """Per-request latencies (request order) of the simulated run."""
+    from trail.engine.trail_config import TrailConfig
+    from trail.sim.cluster import simulate_cluster
+
+    reqs = sim_requests(cell, cap)
+    pol = TrailConfig(policy=policy, **extra).policy_config()  # the engine's own policy object
+    simulate_cluster(reqs, 1, cfg, pol, seed=int(cell["seed"]))
+    by_id = {q.state.request_id: q.finish - q.arrival for q in reqs}
+    return np.array([by_id[k] for k in sorted(by_id, key=lambda r: int(r[1:]))])
+
+
+def sim_check(
+    grid: Grid, cells: Cells, engine: dict, kv_tokens: int, block_size: int = 16
+) -> dict[str, Any]:
+    """Per load and policy: FCFS/x mean latency measured and simulated (pooled over seeds)."""
+    from trail.sim.engine import SimEngineConfig
+
+    out: dict[str, Any] = {}
+    for load in grid.loads:
+        measured: dict[str, dict[int, np.ndarray]] = {}
+        simulated: dict[str, dict[int, np.ndarray]] = {}
+        costs = {}
+        for seed in grid.seeds:
+            got = {lb: cells.get(seed, load, lb) for lb, _, _ in grid.policies}
+            if any(c is None for c in got.values()):
+                continue
+            cost = calibrated_cost(list(got.values()))
+            costs[seed] = cost.__dict__
+            cfg = SimEngineConfig(
+                max_num_seqs=int(engine.get("max_num_seqs", 16)),
+                kv_tokens=kv_tokens,
+                block_size=block_size,
+                cost=cost,
+            )
+            for label, policy, extra in grid.policies:
+                cell = got[label]
+                measured.setdefault(label, {})[seed] = request_arrays(cell)["latency_s"]
+                simulated.setdefault(label, {})[seed] = simulate_cell(
+                    cell, policy, extra, cfg, grid.cap
+                )
+        if "fcfs" not in measured:
+            continue
+        rows = {}
+        for label in measured:
+            m = pooled_ratio(measured["fcfs"], measured[label])
+            s = pooled_ratio(simulated["fcfs"], simulated[label])
+            rows[label] = {
+                "engine_fcfs_over": m,
+                "sim_fcfs_over": s,
+                "rel_gap": abs(s - m) / m if m else float("nan"),
+                "engine_mean_latency_s": float(
+                    np.mean(np.concatenate(list(measured[label].values())))
+                ),
+                "sim_mean_latency_s": float(
+                    np.mean(np.concatenate(list(simulated[label].values())))
+                ),
+            }
+        out[f"{load:g}"] = {"policies": rows, "cost_models": costs}
+    return out
