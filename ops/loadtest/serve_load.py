@@ -95,6 +95,25 @@ def online_accuracy_from(redis_url: str | None, n: int) -> dict:
     return {k: round(v, 1) if isinstance(v, float) else v for k, v in acc.items()}
 
 
+def print_summary(report: dict) -> None:
+    """A few readable lines (the full report goes to --json)."""
+    from rich.console import Console
+
+    load, acc = report["load"], report["load"].get("online_accuracy", {})
+    console = Console()
+    console.print(
+        f"[bold]Serve app[/bold]: Ray {report['ray_start_s']} s, app ready {report['app_ready_s']} s,"
+        f" replicas {len(report['replica_rss_mib'])} ({', '.join(f'{m} MiB' for m in report['replica_rss_mib'])})"
+    )
+    console.print(
+        f"[bold]load[/bold]: {load['requests']} requests at concurrency {load['concurrency']} in "
+        f"{load['wall_s']} s: {load['output_tokens_per_s']} tok/s, mean latency "
+        f"{load['mean_latency_s']} s, P90 {load['p90_latency_s']} s; per replica {load['per_replica']}"
+    )
+    if acc:
+        console.print(f"[bold]online accuracy (Redis records)[/bold]: {acc}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2")
@@ -105,6 +124,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--redis-url", default=None, help="default: embedded Redis (stops with us)")
+    ap.add_argument("--json", default=None, help="also write the full report here")
     args = ap.parse_args()
     os.environ.update(RAY_ENV)
     import ray
@@ -160,7 +180,10 @@ def main() -> None:
             "load": result,
             "args": vars(args),
         }
-        print(json.dumps(report, indent=2))
+        print_summary(report)
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(report, indent=2))
     finally:
         serve.shutdown()
         ray.shutdown()

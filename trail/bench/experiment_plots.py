@@ -24,7 +24,8 @@ def _plt():  # noqa: ANN202
 
 def plot_all(table: dict[str, Any], grid: Grid, cells: Cells, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    paths = [plot_vs_load(table, out / "ratios_vs_load.png")]
+    finite = {ld: rows for ld, rows in table.items() if np.isfinite(float(ld))}
+    paths = [plot_vs_load(finite, out / "ratios_vs_load.png")] if finite else []
     top = max(table, key=float) if table else None
     if top is not None:
         paths.append(plot_cdf(grid, cells, float(top), out / "latency_cdf.png"))

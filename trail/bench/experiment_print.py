@@ -1,4 +1,6 @@
-"""The experiment's report as rich tables: per load, per policy; the simulator check; goals."""
+"""The experiment's report as rich tables, each narrow enough for an 80-column terminal:
+per load the absolute figures, the FCFS ratios with intervals and per length bucket; then the
+simulator check and the goals."""
 
 from __future__ import annotations
 
@@ -13,38 +15,23 @@ def _ci(r: dict | None) -> str:
     return f"{r['value']:.2f} [{r['low']:.2f},{r['high']:.2f}]"
 
 
-def print_report(console: Any, report: dict[str, Any]) -> None:
+def _table(title: str, cols: list[str]) -> Any:
     from rich.table import Table
 
+    t = Table(title=title)
+    for i, col in enumerate(cols):
+        t.add_column(col, justify="left" if i == 0 else "right")
+    return t
+
+
+def print_report(console: Any, report: dict[str, Any]) -> None:
     for load, rows in report["table"].items():
-        t = Table(title=f"load {load} × saturation (FCFS / policy, 95 % CI)")
-        cols = ["policy", "n", "mean lat", "P99", "TTFT", "mean lat ×", "TTFT ×", "P99 ×"]
-        cols += ["stall P99 ×", *BUCKETS, "tok/s ×", "preempt p/kv/s", "recomp"]
-        for col in cols:
-            t.add_column(col, justify="right")
-        for label, r in rows.items():
-            q, b = r["fcfs_over"], r["fcfs_over_by_bucket"]
-            reasons = r["preemptions_by_reason"]
-            t.add_row(
-                label,
-                str(r["requests"]),
-                f"{r['mean_latency_s']:.1f}",
-                f"{r['p99_latency_s']:.1f}",
-                f"{r['mean_ttft_s']:.1f}",
-                _ci(q["mean_latency"]),
-                _ci(q["mean_ttft"]),
-                _ci(q["p99_latency"]),
-                _ci(q["p99_stall"]),
-                *[_ci(b.get(k, {}).get("mean_latency")) for k in BUCKETS],
-                f"{r['throughput_vs_fcfs']:.2f}",
-                "/".join(str(reasons.get(k, 0)) for k in ("policy", "kv_pressure", "starvation")),
-                str(r["recomputed_tokens"]),
-            )
-        console.print(t)
+        print_load(console, load, rows)
     for load, check in report.get("sim_check", {}).items():
-        t = Table(title=f"simulator vs engine, load {load} (calibrated from the runs' steps)")
-        for col in ["policy", "engine FCFS/x", "sim FCFS/x", "gap", "engine mean", "sim mean"]:
-            t.add_column(col, justify="right")
+        t = _table(
+            f"simulator vs engine, load {load} (cost model fitted to the runs' steps)",
+            ["policy", "engine FCFS/x", "sim FCFS/x", "gap", "engine mean s", "sim mean s"],
+        )
         for label, r in check["policies"].items():
             t.add_row(
                 label,
@@ -57,4 +44,40 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
         console.print(t)
     for g in report.get("goals", []):
         mark = "met" if g["met"] else "MISSED"
-        console.print(f"goal {g['goal']} (target {g['target']}): {g['value']:.2f} — {mark}")
+        console.print(f"goal {g['goal']} (target {g['target']}): {g['value']:.2f} - {mark}")
+
+
+def print_load(console: Any, load: str, rows: dict[str, Any]) -> None:
+    cols = ["policy", "n", "mean s", "P99 s", "TTFT s", "tok/s ×", "preempt p/kv/s", "recomp"]
+    t = _table(f"load {load} × saturation", cols)
+    for label, r in rows.items():
+        reasons = r["preemptions_by_reason"]
+        t.add_row(
+            label,
+            str(r["requests"]),
+            f"{r['mean_latency_s']:.1f}",
+            f"{r['p99_latency_s']:.1f}",
+            f"{r['mean_ttft_s']:.1f}",
+            f"{r['throughput_vs_fcfs']:.2f}",
+            "/".join(str(reasons.get(k, 0)) for k in ("policy", "kv_pressure", "starvation")),
+            str(r["recomputed_tokens"]),
+        )
+    console.print(t)
+    t = _table(
+        f"load {load}: FCFS / policy, 95 % CI", ["policy", "mean", "TTFT", "P99", "P99 stall"]
+    )
+    for label, r in rows.items():
+        if label == "fcfs":
+            continue  # 1 by definition
+        q = r["fcfs_over"]
+        t.add_row(
+            label, *(_ci(q[k]) for k in ("mean_latency", "mean_ttft", "p99_latency", "p99_stall"))
+        )
+    console.print(t)
+    t = _table(f"load {load}: FCFS / policy mean latency by true length", ["policy", *BUCKETS])
+    for label, r in rows.items():
+        if label == "fcfs":
+            continue
+        b = r["fcfs_over_by_bucket"]
+        t.add_row(label, *(_ci(b.get(k, {}).get("mean_latency")) for k in BUCKETS))
+    console.print(t)
