@@ -56,9 +56,15 @@ def test_sweep_c_and_routers_write_results(tmp_path):
     assert sweep.exit_code == 0, sweep.output
     assert len(json.loads((tmp_path / "sweep_c_t.json").read_text())["rows"]) == 2
     assert (tmp_path / "sim_sweep_c_t.png").exists()
-    routers = runner.invoke(app, ["routers", "--replicas", "1,2", "--per-engine", "60", *common])
+    names = "round-robin,power-of-two,least-work,slots"
+    args = ["routers", "--replicas", "1,2", "--per-engine", "60", "--routers", names]
+    routers = runner.invoke(app, [*args, "--ingress", "2", "--stats-period", "0.2", *common])
     assert routers.exit_code == 0, routers.output
-    assert len(json.loads((tmp_path / "routers.json").read_text())) == 6
+    rows = json.loads((tmp_path / "routers.json").read_text())
+    assert {(r["replicas"], r["router"]) for r in rows} == {
+        (n, r) for n in (1, 2) for r in names.split(",")
+    }
+    assert all(r["ingress"] == 2 and r["stats_period_s"] == 0.2 for r in rows)
     assert (tmp_path / "sim_routers.png").exists()
 
 

@@ -199,8 +199,12 @@ def routers(
     replicas: Annotated[str, typer.Option(help="Cluster sizes.")] = "1,4,16,64,256",
     names: Annotated[
         str, typer.Option("--routers", help="Routers to compare.")
-    ] = "round-robin,power-of-two,least-work",
+    ] = "round-robin,power-of-two,least-work,slots",
     load: float = 0.85,
+    ingress: Annotated[int, typer.Option(help="Routers taking requests in turn (slots).")] = 1,
+    stats_period: Annotated[
+        float, typer.Option(help="Seconds between a router's snapshots of the engines (slots).")
+    ] = 0.0,
     output: str = "lognormal:150:1",
     max_seqs: int = 16,
     kv_tokens: int = 8192,
@@ -229,6 +233,8 @@ def routers(
             policy,
             seed,
             tick=tick,
+            ingress=ingress,
+            stats_period_s=stats_period,
         )
     for r in rows:
         typer.echo(

@@ -14,24 +14,44 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trail.policy import PolicyConfig
-from trail.sim.engine import Board, Engine, SimEngineConfig
+from trail.policy import PolicyConfig, predicted_remaining
+from trail.policy.route import ReplicaViews, rank_replicas
+from trail.sim.engine import ROUTER_VIEW, Board, Engine, SimEngineConfig
 from trail.sim.workload import SimRequest
 
-ROUTERS = ("round-robin", "power-of-two", "least-work")
+ROUTERS = ("round-robin", "power-of-two", "least-work", "slots")
 
 
 class SimRouter:
-    """Picks an engine for a request arriving at time t."""
+    """Picks an engine for a request arriving at time t.
 
-    def __init__(self, name: str, n: int, seed: int = 0) -> None:
+    `slots` is the batch-aware score of trail/policy/route.py (the Serve router's). It can run
+    as `ingress` routers taking requests in turn, each ranking on its own snapshot of the
+    engines refreshed every `stats_period_s` and adjusted only by its own dispatches since (what
+    several Serve ingress replicas see); 0 s = every decision on fresh numbers.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        n: int,
+        seed: int = 0,
+        ingress: int = 1,
+        stats_period_s: float = 0.0,
+        prefill_weight: float = 1.0,
+    ) -> None:
         if name not in ROUTERS:
             raise ValueError(f"unknown router {name!r}; choose one of {ROUTERS}")
         self.name, self.n = name, n
         self.rng = np.random.default_rng(seed)
         self.next = 0
+        self.ingress, self.period, self.prefill_weight = ingress, stats_period_s, prefill_weight
+        self.snapshots: list[tuple[float, ReplicaViews] | None] = [None] * ingress
+        self.turn = 0
 
-    def choose(self, t: float, board: Board, engines: Sequence[Engine]) -> int:
+    def choose(
+        self, t: float, board: Board, engines: Sequence[Engine], req: SimRequest | None = None
+    ) -> int:
         if self.n == 1:
             return 0
         if self.name == "round-robin":
@@ -42,10 +62,31 @@ class SimRouter:
             b = int(self.rng.integers(self.n - 1))
             b += b >= a  # two distinct engines, without choice()'s O(n) permutation
             return a if board.qlen[a] <= board.qlen[b] else b
+        if self.name == "slots":
+            return self._slots(t, board, req)
         # least aggregate predicted remaining work; random among ties (e.g. idle engines)
         work = board.work_at(t)
         ties = np.flatnonzero(work <= work.min() + 1e-9)
         return int(ties[self.rng.integers(len(ties))])
+
+    def _slots(self, t: float, board: Board, req: SimRequest | None) -> int:
+        r = self.turn = (self.turn + 1) % self.ingress
+        snap = self.snapshots[r]
+        if snap is None or t - snap[0] >= self.period:
+            snap = (t, board.views_at(t))
+            self.snapshots[r] = snap
+        views = snap[1]
+        need = 0.0 if req is None else float(req.prompt_len + 1)  # KV to be admitted
+        order = rank_replicas(views, need, self.prefill_weight, self.rng.random(self.n))
+        pick = int(order[0])
+        if req is not None and self.period > 0:  # the router's own dispatches since the snapshot
+            work = predicted_remaining(req.state, ROUTER_VIEW)
+            views.free_slots[pick] -= 1
+            views.total_work[pick] += work
+            views.waiting_work[pick] += work
+            views.waiting_prefill[pick] += req.prompt_len
+            views.kv_free_tokens[pick] -= need
+        return pick
 
 
 @dataclass
@@ -87,6 +128,8 @@ def simulate_cluster(
     router: str = "round-robin",
     seed: int = 0,
     on_progress: Callable[[int], None] | None = None,
+    ingress: int = 1,
+    stats_period_s: float = 0.0,
 ) -> ClusterResult:
     """Serve `requests` (sorted by arrival) on `n_engines` identical engines to the end."""
     max_ctx = max(r.prompt_len + r.output_len for r in requests)
@@ -94,12 +137,12 @@ def simulate_cluster(
         raise ValueError(f"kv_tokens={cfg.kv_tokens} cannot hold a {max_ctx}-token request")
     board = Board(n_engines)
     engines = [Engine(i, cfg, policy, board, seed * 1000 + i) for i in range(n_engines)]
-    chooser = SimRouter(router, n_engines, seed)
+    chooser = SimRouter(router, n_engines, seed, ingress, stats_period_s)
     for k, req in enumerate(requests):
         t = req.arrival
         for e in np.flatnonzero(board.wake <= t):
             engines[e].advance(t)
-        pick = chooser.choose(t, board, engines)
+        pick = chooser.choose(t, board, engines, req)
         engines[pick].deliver(req, t)
         if on_progress and k % 1000 == 999:
             on_progress(1000)

@@ -30,6 +30,7 @@ from trail.policy import (
     predicted_remaining,
     sort_key,
 )
+from trail.policy.route import ReplicaViews
 from trail.sim.costmodel import CostModel, run_time, steps_within
 from trail.sim.workload import SimRequest
 
@@ -73,19 +74,43 @@ class Board:
         self.dt0 = np.ones(n)
         self.ddt = np.zeros(n)
         self.k = np.zeros(n)
+        # what the slot-aware router reads (trail/policy/route.py)
+        self.running = np.zeros(n)
+        self.max_seqs = np.zeros(n)
+        self.kv_free_tokens = np.full(n, np.inf)
+        self.waiting_work = np.zeros(n)
+        self.waiting_prefill = np.zeros(n)
+        self.soonest0 = np.zeros(n)  # predicted remaining of the running request nearest its end
 
-    def work_at(self, t: float) -> np.ndarray:
+    def steps_at(self, t: float) -> np.ndarray:
+        """Decode steps each engine has done since its last decision, at time t."""
         elapsed = np.maximum(t - self.t0, 0.0)
         p = self.dt0 - self.ddt / 2
         with np.errstate(divide="ignore", invalid="ignore"):
             quad = np.floor((-p + np.sqrt(p * p + 2 * self.ddt * elapsed)) / self.ddt)
         steps = np.where(self.ddt > 0, quad, np.floor(elapsed / self.dt0))
-        return self.work0 - self.decoding * np.clip(steps, 0, self.k)
+        return np.clip(steps, 0, self.k)
+
+    def views_at(self, t: float) -> ReplicaViews:
+        steps = self.steps_at(t)
+        return ReplicaViews(
+            free_slots=self.max_seqs - self.qlen,
+            kv_free_tokens=self.kv_free_tokens,
+            total_work=self.work0 - self.decoding * steps,
+            waiting_work=self.waiting_work,
+            waiting_prefill=self.waiting_prefill,
+            soonest_free=np.maximum(self.soonest0 - steps, 0.0),
+        )
+
+    def work_at(self, t: float) -> np.ndarray:
+        return self.work0 - self.decoding * self.steps_at(t)
+
+    def steps_at_one(self, i: int, t: float) -> float:
+        elapsed = max(t - self.t0[i], 0.0)
+        return min(steps_within(self.dt0[i], self.ddt[i], elapsed), self.k[i])
 
     def work_at_one(self, i: int, t: float) -> float:
-        elapsed = max(t - self.t0[i], 0.0)
-        steps = min(steps_within(self.dt0[i], self.ddt[i], elapsed), self.k[i])
-        return max(self.work0[i] - self.decoding[i] * steps, 0.0)
+        return max(self.work0[i] - self.decoding[i] * self.steps_at_one(i, t), 0.0)
 
 
 class Engine:
@@ -310,10 +335,14 @@ class Engine:
         """Exact predicted work at each decision; in between, the run's count-down (cheap)."""
         b, i = self.board, self.idx
         b.qlen[i] = len(self.running) + len(self.waiting) + len(self.inbox)
+        b.max_seqs[i] = self.cfg.max_num_seqs
         if not self.decided:
             b.work0[i] = float(b.work_at_one(i, self.clock))
+            b.soonest0[i] = max(b.soonest0[i] - b.steps_at_one(i, self.clock), 0.0)
             if added is not None:
                 b.work0[i] += predicted_remaining(added.state, ROUTER_VIEW)
+                b.waiting_work[i] += predicted_remaining(added.state, ROUTER_VIEW)
+                b.waiting_prefill[i] += added.prompt_len
             b.wake[i], b.decoding[i], b.k[i], b.t0[i] = self.clock, 0.0, 0, self.clock
             return
         dt0, ddt, k, _ = self.plan
@@ -321,3 +350,9 @@ class Engine:
         b.t0[i], b.dt0[i], b.ddt[i] = self.clock, max(dt0, 1e-12), ddt
         everyone = self.running + self.waiting
         b.work0[i] = sum(predicted_remaining(r.state, ROUTER_VIEW) for r in everyone)
+        b.running[i] = len(self.running)
+        b.waiting_work[i] = sum(predicted_remaining(r.state, ROUTER_VIEW) for r in self.waiting)
+        b.waiting_prefill[i] = sum(r.prompt_len + r.state.generated for r in self.waiting)
+        run_left = [predicted_remaining(r.state, ROUTER_VIEW) for r in self.running]
+        b.soonest0[i] = min(run_left) if run_left else 0.0
+        b.kv_free_tokens[i] = (self.cfg.kv_blocks - self._kv_need()) * self.cfg.block_size

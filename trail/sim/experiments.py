@@ -68,6 +68,8 @@ def compare_routers(
     policy: str = "trail",
     seed: int = 0,
     tick: Progress = None,
+    ingress: int = 1,
+    stats_period_s: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Same per-engine load and requests per engine at every cluster size."""
     rows = []
@@ -77,9 +79,27 @@ def compare_routers(
         for router in routers:
             reqs = make_requests(spec, count, seed)
             started = time.perf_counter()
-            res = simulate_cluster(reqs, n, cfg, get_policy(policy), router=router, seed=seed)
+            res = simulate_cluster(
+                reqs,
+                n,
+                cfg,
+                get_policy(policy),
+                router=router,
+                seed=seed,
+                ingress=ingress,
+                stats_period_s=stats_period_s,
+            )
             wall = time.perf_counter() - started
-            rows.append({"replicas": n, "router": router, "wall_s": wall, **res.summary()})
+            rows.append(
+                {
+                    "replicas": n,
+                    "router": router,
+                    "ingress": ingress,
+                    "stats_period_s": stats_period_s,
+                    "wall_s": wall,
+                    **res.summary(),
+                }
+            )
             if tick:
                 tick()
     return rows
