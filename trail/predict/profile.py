@@ -34,8 +34,8 @@ class ProfileSettings:
     cap: int = 512
     seed: int = 0
     max_prompt_tokens: int = 512
-    positions: int = 16
-    train_stride: int = 8  # train rows are drawn from the steps the sink kept (every 8th)
+    positions: int = 32
+    train_stride: int = 1  # train rows are drawn from the steps the sink kept (every Nth)
     repetition_penalty: float = 1.0
     shard_size: int = 256
     dtype: str = "float32"

