@@ -20,7 +20,8 @@ from ray.serve._private.common import (
 )
 from ray.serve.request_router import PendingRequest
 
-from trail.serve.ledger import STALE_AFTER_S, WorkLedger, rank_by_work
+from trail.policy.route import remaining_hist
+from trail.serve.ledger import STALE_AFTER_S, TENTATIVE_S, WorkLedger
 from trail.serve.protocol import EngineRequest
 from trail.serve.routers import LeastWorkRouter
 
@@ -102,7 +103,7 @@ def test_acknowledged_requests_are_not_counted_twice() -> None:
     ledger.reserve("r2", "a", 100)
     published = {"work_tokens": 400.0, "seen": ["r1"], "ts": time.time()}
     assert ledger.estimate("a", published) == pytest.approx(500.0)  # r1 inside, r2 not yet
-    assert "r1" not in ledger.reservations
+    assert "r1" not in ledger.replica_of
 
 
 def test_completed_and_stale_reservations_are_dropped() -> None:
@@ -111,7 +112,7 @@ def test_completed_and_stale_reservations_are_dropped() -> None:
     ledger.release("r1")
     assert ledger.unacknowledged("a") == 0
     ledger.reserve("r2", "a", 50)
-    ledger.reservations["r2"].at -= STALE_AFTER_S + 1
+    ledger.by_replica["a"]["r2"].at -= STALE_AFTER_S + 1
     assert ledger.estimate("a", {"work_tokens": 0.0, "ts": time.time()}) == 0
 
 
@@ -123,5 +124,71 @@ def test_rerouting_moves_the_reservation() -> None:
     assert ledger.unacknowledged("b") == 400
 
 
-def test_ties_go_to_the_replica_with_fewer_requests_in_flight() -> None:
-    assert rank_by_work({"a": 10.0, "b": 10.0}, {"a": 3, "b": 1})[0] == "b"
+def test_an_unconfirmed_choice_expires_quickly_and_only_its_replica_is_scanned() -> None:
+    ledger = WorkLedger()
+    ledger.reserve("r1", "a", 400, confirmed=False)  # chosen, never routed
+    ledger.reserve("r2", "b", 100)
+    ledger.by_replica["a"]["r1"].at -= TENTATIVE_S + 0.1
+    ledger.acknowledge("b", {"ts": time.time()})  # b's stats do not touch a's entries
+    assert ledger.unacknowledged("a") == 400
+    ledger.acknowledge("a", {"ts": time.time()})
+    assert ledger.unacknowledged("a") == 0 and ledger.unacknowledged("b") == 100
+    assert len(ledger) == 1
+
+
+def slot_stats(running: int, work: float, remaining: list[float], **extra: Any) -> dict:
+    return {
+        "max_num_seqs": 4,
+        "running": running,
+        "waiting": 0,
+        "work_tokens": work,
+        "remaining_hist": remaining_hist(remaining).tolist(),
+        "ts": time.time(),
+        **extra,
+    }
+
+
+@pytest.mark.asyncio
+async def test_a_free_slot_beats_less_work_on_a_full_replica() -> None:
+    router = make_router()
+    replicas = [
+        Replica("a", slot_stats(4, 100.0, [25, 25, 25, 25], waiting_work=0.0, soonest_free=25)),
+        Replica("b", slot_stats(1, 800.0, [800])),
+    ]
+    assert await route(router, replicas, "r1", 50) == "b"
+
+
+@pytest.mark.asyncio
+async def test_the_new_requests_length_decides_which_batch_it_joins() -> None:
+    """Four short requests vs one long one: a short newcomer overlaps the long one for only
+    its own few tokens (10 vs 4 x 10), a long newcomer overlaps the short ones less (96 vs 384)."""
+    now = time.time()
+    shorts = Replica("shorts", slot_stats(4, 96.0, [24, 24, 24, 24], ts=now) | {"max_num_seqs": 8})
+    long_ = Replica("long", slot_stats(1, 384.0, [384], ts=now) | {"max_num_seqs": 8})
+    ranked = await make_router().choose_replicas([shorts, long_], pending("s", 10))
+    assert ranked[0][0].replica_id.unique_id == "long"
+    ranked = await make_router().choose_replicas([shorts, long_], pending("l", 500))
+    assert ranked[0][0].replica_id.unique_id == "shorts"
+
+
+@pytest.mark.asyncio
+async def test_among_full_replicas_the_least_waiting_work_wins() -> None:
+    router = make_router()
+    full = {"running": 4, "work_tokens": 1000.0}
+    replicas = [
+        Replica("a", slot_stats(4, 1000.0, [250] * 4, waiting_work=600.0, soonest_free=10) | full),
+        Replica("b", slot_stats(4, 2000.0, [500] * 4, waiting_work=0.0, soonest_free=200) | full),
+    ]
+    assert await route(router, replicas, "r1", 50) == "b"  # 0 + 200 < 600 + 10
+
+
+def test_replica_views_count_this_routers_dispatches() -> None:
+    from trail.serve.ledger import Reservation
+    from trail.serve.routers import replica_views
+
+    stats = [slot_stats(1, 100.0, [100], waiting_work=0.0, prefill_weight=0.2)]
+    views, weight = replica_views(stats, [[Reservation(50.0, 30.0, time.time())]])
+    assert views.free_slots[0] == 4 - 1 - 1
+    assert views.total_work[0] == 100 + 80 and views.waiting_work[0] == 50
+    assert views.waiting_prefill[0] == 30 and weight == 0.2
+    assert views.hist is not None and views.hist[0].sum() == 2

@@ -26,6 +26,11 @@ class EngineLoad:
     kv_total_blocks: int = -1  # usable blocks (vLLM's null block excluded)
     preemptions: dict[str, int] = field(default_factory=dict)  # since start, by reason
     recomputed_tokens: dict[str, int] = field(default_factory=dict)  # likewise
+    # what the slot-aware router reads (trail/policy/route.py)
+    prefill_weight: float = 1.0  # cost of a prefill token / a decoding sequence's step (fitted)
+    waiting_work: float = 0.0  # predicted decode tokens of the waiting requests
+    soonest_free: float = 0.0  # predicted remaining of the running request nearest its end
+    remaining_hist: list[float] = field(default_factory=list)  # counts per route.HIST_EDGES
 
     @property
     def work_tokens(self) -> float:

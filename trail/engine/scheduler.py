@@ -37,6 +37,7 @@ from trail.policy import (
     promote_starving,
     sort_key,
 )
+from trail.policy.route import remaining_hist
 
 PREEMPTIBLE_BONUS = 1e12  # KV victims: any preemptible request before any protected one
 
@@ -175,12 +176,16 @@ class TrailSchedulerMixin(SchedulerHooks):
                 self.set_kv_victim_rank(req, 0)  # ties -> latest arrival, vLLM's FCFS choice
 
     def current_load(self) -> EngineLoad:
-        total = sum(predicted_remaining(t.length, self.work_cfg) for t in self.tracked.values())
+        left = {
+            rid: predicted_remaining(t.length, self.work_cfg) for rid, t in self.tracked.items()
+        }
+        running = [left[r.request_id] for r in self.running if r.request_id in left]
         pending = sum(
             max(r.num_prompt_tokens - r.num_computed_tokens, 0)
             for r in self.requests.values()
             if not r.is_finished()
         )
+        total = sum(left.values())
         return EngineLoad(
             total,
             pending,
@@ -191,6 +196,10 @@ class TrailSchedulerMixin(SchedulerHooks):
             kv_total_blocks=self.total_kv_blocks(),
             preemptions=dict(self.preemptions),
             recomputed_tokens=dict(self.recomputed_tokens),
+            prefill_weight=self.step_cost().prefill_weight,
+            waiting_work=total - sum(running),
+            soonest_free=min(running, default=0.0),
+            remaining_hist=remaining_hist(list(left.values())).tolist(),
         )
 
     # ---- probe outputs ------------------------------------------------------------------

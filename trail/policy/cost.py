@@ -28,6 +28,11 @@ class StepCost:
             + self.per_decode_seq_s * decode_seqs
         )
 
+    @property
+    def prefill_weight(self) -> float:
+        """A prompt token's cost in decode-sequence steps: how a router weighs prefill work."""
+        return self.per_prefill_token_s / max(self.per_decode_seq_s, 1e-9)
+
     def recompute_steps(self, tokens: int, running: int) -> float:
         """A preemption's cost in the unit of its gain (decode steps of one request): the
         re-prefill of `tokens` delays every one of the `running` requests by that long."""

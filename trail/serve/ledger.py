@@ -5,6 +5,11 @@ router dispatched in that window is invisible to them, so a burst would all land
 replica looked lightest. The ledger remembers each dispatched request's work until the replica's
 published stats list the request as seen (it is then inside the published figure) or the
 request completes.
+
+A reservation made when a replica is *chosen* is tentative: Serve may fall through to another
+replica (queue full) or drop the request, so it expires after TENTATIVE_S unless
+`on_request_routed` confirms it. Reservations are indexed by replica, so a routing decision
+touches only the candidates' own entries.
 """
 
 from __future__ import annotations
@@ -14,44 +19,68 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-STALE_AFTER_S = 10.0  # a reservation the stats never acknowledged (replica died, clock skew)
+STALE_AFTER_S = 10.0  # a confirmed reservation the stats never acknowledged (replica died)
+TENTATIVE_S = 1.0  # a choice that was never confirmed as routed
 
 
 @dataclass
 class Reservation:
-    replica: Hashable
-    work: float
+    decode: float  # predicted output tokens
+    prefill: float  # prompt tokens
     at: float
+    confirmed: bool = True
+
+    @property
+    def work(self) -> float:
+        return self.decode + self.prefill
 
 
 @dataclass
 class WorkLedger:
-    reservations: dict[str, Reservation] = field(default_factory=dict)
+    by_replica: dict[Hashable, dict[str, Reservation]] = field(default_factory=dict)
+    replica_of: dict[str, Hashable] = field(default_factory=dict)
 
-    def reserve(self, request_id: str, replica: Hashable, work: float) -> None:
+    def reserve(  # noqa: PLR0913
+        self,
+        request_id: str,
+        replica: Hashable,
+        decode: float,
+        prefill: float = 0.0,
+        confirmed: bool = True,
+    ) -> None:
         """(Re)assign a request's work to a replica; a later call for the same id replaces it."""
-        self.reservations[request_id] = Reservation(replica, work, time.time())
+        self.release(request_id)
+        self.by_replica.setdefault(replica, {})[request_id] = Reservation(
+            decode, prefill, time.time(), confirmed
+        )
+        self.replica_of[request_id] = replica
 
     def release(self, request_id: str) -> None:
-        self.reservations.pop(request_id, None)
+        replica = self.replica_of.pop(request_id, None)
+        if replica is not None:
+            self.by_replica.get(replica, {}).pop(request_id, None)
 
     def acknowledge(self, replica: Hashable, stats: Mapping[str, Any]) -> None:
-        """Drop reservations the replica's stats already count."""
+        """Drop reservations the replica's stats already count, and expired ones."""
         seen = set(stats.get("seen", ()))
         cutoff = float(stats.get("ts", 0.0)) - STALE_AFTER_S
-        for rid, res in list(self.reservations.items()):
-            if res.replica == replica and (rid in seen or res.at < cutoff):
-                del self.reservations[rid]
+        tentative_cutoff = time.time() - TENTATIVE_S
+        mine = self.by_replica.get(replica, {})
+        for rid, res in list(mine.items()):
+            expired = res.at < (tentative_cutoff if not res.confirmed else cutoff)
+            if rid in seen or expired:
+                self.release(rid)
+
+    def pending(self, replica: Hashable) -> list[Reservation]:
+        return list(self.by_replica.get(replica, {}).values())
 
     def unacknowledged(self, replica: Hashable) -> float:
-        return sum(r.work for r in self.reservations.values() if r.replica == replica)
+        return sum(r.work for r in self.pending(replica))
 
     def estimate(self, replica: Hashable, stats: Mapping[str, Any]) -> float:
         """Published work plus what was dispatched since that publication."""
         self.acknowledge(replica, stats)
         return float(stats.get("work_tokens", 0.0)) + self.unacknowledged(replica)
 
-
-def rank_by_work(estimates: Mapping[Hashable, float], tiebreak: Mapping[Hashable, int]) -> list:
-    """Replica ids, lightest first; equal work goes to the one with fewer requests in flight."""
-    return sorted(estimates, key=lambda r: (estimates[r], tiebreak.get(r, 0), str(r)))
+    def __len__(self) -> int:
+        return len(self.replica_of)

@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from trail.engine.engine_config import EngineConfig
 from trail.engine.load import read_load
+from trail.policy.route import remaining_hist
 from trail.serve.config import ServeConfig
 from trail.serve.protocol import Chunk, EngineRequest
 
@@ -28,7 +31,8 @@ LOAD_MAX_AGE_S = 2.0  # an older EngineLoad no longer describes a busy engine
 
 @dataclass
 class Inflight:
-    work_tokens: float
+    work_tokens: float  # decode + prefill
+    decode_tokens: float  # predicted output tokens
     accepted_at: float
 
 
@@ -80,7 +84,7 @@ class LLMServer:
 
     async def generate(self, req: EngineRequest) -> AsyncIterator[Chunk]:
         """Stream one request; if the caller goes away, the request is aborted in the engine."""
-        self.inflight[req.request_id] = Inflight(req.work_tokens, time.time())
+        self.inflight[req.request_id] = Inflight(req.work_tokens, req.predicted_tokens, time.time())
         finished = False
         try:
             yield Chunk(replica=self.name)
@@ -121,11 +125,18 @@ class LLMServer:
         fresh = last is not None and now - last.ts <= LOAD_MAX_AGE_S
         load = last if self.inflight and fresh else None
         if load is not None:
-            unseen = sum(r.work_tokens for r in self.inflight.values() if r.accepted_at > load.ts)
-            work, running, waiting = load.work_tokens + unseen, load.running, load.waiting
+            unseen = [r for r in self.inflight.values() if r.accepted_at > load.ts]
+            work = load.work_tokens + sum(r.work_tokens for r in unseen)
+            running, waiting = load.running, load.waiting + len(unseen)
+            waiting_work, soonest = load.waiting_work, load.soonest_free
+            hist = np.asarray(load.remaining_hist or remaining_hist([]), dtype=float)
+            prefill_weight = load.prefill_weight
         else:  # idle, or no fresh snapshot: our own predictions are the best figure
-            work = sum(r.work_tokens for r in self.inflight.values())
-            running, waiting = 0, len(self.inflight)
+            unseen = list(self.inflight.values())
+            work = sum(r.work_tokens for r in unseen)
+            running, waiting, waiting_work, soonest = 0, len(unseen), 0.0, 0.0
+            hist, prefill_weight = remaining_hist([]), None
+        hist = hist + remaining_hist([r.decode_tokens for r in unseen])
         return {
             "replica": self.name,
             "pid": os.getpid(),
@@ -133,6 +144,16 @@ class LLMServer:
             "running": running,
             "waiting": waiting,
             "inflight": len(self.inflight),
+            # the slot-aware router's inputs (trail/policy/route.py)
+            "max_num_seqs": self.cfg.engine.max_num_seqs,
+            "waiting_work": float(waiting_work + sum(r.decode_tokens for r in unseen)),
+            "prefill_pending": float(
+                (load.prefill_tokens_pending if load is not None else 0)
+                + sum(r.work_tokens - r.decode_tokens for r in unseen)
+            ),
+            "soonest_free": float(soonest),
+            "remaining_hist": hist.tolist(),
+            "prefill_weight": prefill_weight,
             "engine_unfinished": self.engine.get_num_unfinished_requests(),
             # the scheduler's last publication (it always publishes the step it went idle)
             "engine_running": last.running if last else None,

@@ -1,14 +1,18 @@
 """Initial length prediction in the frontend (the ingress), before routing.
 
-It runs before the request is routed because the router needs the predicted work, and it runs
-in a worker thread because the MiniLM encoder would otherwise block the event loop. When no
-prompt predictor is shipped, requests carry no distribution and the engine uses its default.
+It runs before the request is routed because the router needs the predicted work. It runs on
+one worker thread, in batches of what arrived while the previous batch ran (`Batcher`): the
+MiniLM encoder would block the event loop, its tokenizer is not safe for concurrent calls, and
+a batch of 16 costs ~5 ms per request against ~22 ms one by one. When no prompt predictor is
+shipped, requests carry no distribution and the engine uses its default.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +26,48 @@ class InitialPrediction:
     dist: list[float] | None = None
 
 
+class Batcher:
+    """Calls `fn(list of items) -> list of results` on one thread, batching concurrent callers."""
+
+    def __init__(self, fn: Callable[[list[Any]], Sequence[Any]], max_batch: int = 16) -> None:
+        self.fn, self.max_batch = fn, max_batch
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-predictor")
+        self.queue: list[tuple[Any, asyncio.Future]] = []
+        self.draining = False
+
+    async def __call__(self, item: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.queue.append((item, future))
+        if not self.draining:
+            self.draining = True
+            loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.queue:
+                batch, self.queue = self.queue[: self.max_batch], self.queue[self.max_batch :]
+                try:
+                    out = await loop.run_in_executor(self.pool, self.fn, [x for x, _ in batch])
+                except Exception as err:  # every caller of the batch hears of it
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(err)
+                    continue
+                for (_, fut), row in zip(batch, out, strict=True):
+                    if not fut.done():  # a caller may have gone away
+                        fut.set_result(row)
+        finally:
+            self.draining = False
+
+
 class InitialPredictor:
     def __init__(self, path: str | None, default_prediction: float) -> None:
         self.default_prediction = default_prediction
         self.predictor = self._load(path)
+        self.batcher = Batcher(self.predictor.predict_dist) if self.predictor else None
 
     @staticmethod
     def _load(path: str | None) -> Any | None:
@@ -52,7 +94,8 @@ class InitialPredictor:
             return InitialPrediction(expected=float(min(true_len, cap)))
         if self.predictor is None:
             return InitialPrediction(expected=min(self.default_prediction, float(cap)))
-        dist = await asyncio.to_thread(self.predictor.predict_dist, [text])
-        row = [float(x) for x in dist[0]]
-        expected = float(self.predictor.bins.expected(dist[0]))
+        assert self.batcher is not None
+        dist = await self.batcher(text)
+        row = [float(x) for x in dist]
+        expected = float(self.predictor.bins.expected(dist))
         return InitialPrediction(expected=min(expected, float(cap)), dist=row)

@@ -1,4 +1,4 @@
-"""Ray Serve RequestRouters: least predicted remaining work (TRAIL) and round robin.
+"""Ray Serve RequestRouters: the slot-aware TRAIL router and round robin.
 
 They run inside every process that holds a handle to the LLM deployment (the ingress). Ray's
 default PowerOfTwoChoicesRequestRouter is the third choice, selected by its path in config.
@@ -9,10 +9,15 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import numpy as np
 from ray.serve.request_router import PendingRequest, ReplicaID, RequestRouter, RunningReplica
 
-from trail.serve.ledger import WorkLedger, rank_by_work
+from trail.policy.cost import DEFAULT_STEP_COST
+from trail.policy.route import HIST_VALUES, ReplicaViews, rank_replicas, remaining_hist
+from trail.serve.ledger import Reservation, WorkLedger
 from trail.serve.protocol import request_from_call
 
 logger = logging.getLogger("ray.serve")
@@ -24,10 +29,12 @@ def _replica_label(replica_id: ReplicaID) -> str:
 
 
 class LeastWorkRouter(RequestRouter):
-    """Send each request to the replica with the least predicted remaining work.
+    """The slot-aware TRAIL router (trail/policy/route.py, the simulator's `slots`): a replica
+    with a free slot wins, the least predicted overlap with the new request among those; then
+    the least predicted work waiting to be admitted.
 
-    Returns every replica, one per rank, lightest first: Serve tries the lightest, and falls
-    through to the next only when that one's queue is full (max_ongoing_requests)."""
+    Returns every replica, one per rank, best first: Serve tries the best, and falls through to
+    the next only when that one's queue is full (max_ongoing_requests)."""
 
     def initialize_state(self, router_name: str = "trail") -> None:
         self.router_name = router_name
@@ -41,21 +48,40 @@ class LeastWorkRouter(RequestRouter):
     ) -> list[list[RunningReplica]]:
         if not candidate_replicas:
             return []
-        by_id = {r.replica_id: r for r in candidate_replicas}
-        estimates = {rid: self.ledger.estimate(rid, r.routing_stats) for rid, r in by_id.items()}
-        tiebreak = {rid: self._queue_len(rid) for rid in by_id}
-        ranked = rank_by_work(estimates, tiebreak)
+        replicas = sorted(candidate_replicas, key=lambda r: r.replica_id.unique_id)
+        stats = [r.routing_stats or {} for r in replicas]
+        for r, s in zip(replicas, stats, strict=True):
+            self.ledger.acknowledge(r.replica_id, s)
+        pending = [self.ledger.pending(r.replica_id) for r in replicas]
+        views, weight = replica_views(stats, pending)
         request = self._request(pending_request)
+        order = rank_replicas(
+            views,
+            prefill_weight=weight,
+            tiebreak=np.array([self._queue_len(r.replica_id) for r in replicas], dtype=float),
+            predicted_len=None if request is None else request.predicted_tokens,
+        )
+        ranked = [replicas[int(i)] for i in order]
         if request is not None:  # tentative until on_request_routed confirms the replica
-            self.ledger.reserve(request.request_id, ranked[0], request.work_tokens)
-        self._publish_view(estimates)
-        return [[by_id[rid]] for rid in ranked]
+            self.ledger.reserve(
+                request.request_id,
+                ranked[0].replica_id,
+                request.predicted_tokens,
+                request.prompt_tokens,
+                confirmed=False,
+            )
+        self._publish_view(
+            {r.replica_id: float(views.total_work[i]) for i, r in enumerate(replicas)}
+        )
+        return [[r] for r in ranked]
 
     def on_request_routed(self, pending_request, replica_id, result) -> None:  # noqa: ANN001
         request = self._request(pending_request)
         if request is None:
             return
-        self.ledger.reserve(request.request_id, replica_id, request.work_tokens)
+        self.ledger.reserve(
+            request.request_id, replica_id, request.predicted_tokens, request.prompt_tokens
+        )
         self._rid_by_internal[pending_request.metadata.internal_request_id] = request.request_id
         _record_decision(self.router_name, replica_id)
 
@@ -81,6 +107,37 @@ class LeastWorkRouter(RequestRouter):
                 router_view(self.router_name, _replica_label(rid), work)
         except Exception:  # metrics are best-effort; routing must go on
             logger.debug("router_view failed", exc_info=True)
+
+
+def replica_views(
+    stats: Sequence[Mapping[str, Any]], pending: Sequence[Sequence[Reservation]]
+) -> tuple[ReplicaViews, float]:
+    """The replicas' published stats plus what this router dispatched since, as route.py's
+    views; and the prefill weight the replicas fitted (the default until one has)."""
+    n = len(stats)
+    cols = {k: np.zeros(n) for k in ("free", "total", "wait", "prefill", "soon")}
+    hist = np.zeros((n, len(HIST_VALUES)))
+    for i, (s, mine) in enumerate(zip(stats, pending, strict=True)):
+        busy = s.get("running", 0) + s.get("waiting", 0) + len(mine)
+        cols["free"][i] = float(s.get("max_num_seqs") or np.inf) - busy
+        cols["total"][i] = s.get("work_tokens", 0.0) + sum(r.work for r in mine)
+        cols["wait"][i] = s.get("waiting_work", 0.0) + sum(r.decode for r in mine)
+        cols["prefill"][i] = s.get("prefill_pending", 0.0) + sum(r.prefill for r in mine)
+        cols["soon"][i] = s.get("soonest_free", 0.0)
+        if s.get("remaining_hist"):
+            hist[i] = s["remaining_hist"]
+        hist[i] += remaining_hist([r.decode for r in mine])
+    weights = [s["prefill_weight"] for s in stats if s.get("prefill_weight")]
+    views = ReplicaViews(
+        free_slots=cols["free"],
+        kv_free_tokens=np.full(n, np.inf),  # KV room is the engine's own admission check
+        total_work=cols["total"],
+        waiting_work=cols["wait"],
+        waiting_prefill=cols["prefill"],
+        soonest_free=cols["soon"],
+        hist=hist if all("remaining_hist" in s for s in stats) else None,  # else: total work
+    )
+    return views, float(np.mean(weights)) if weights else DEFAULT_STEP_COST.prefill_weight
 
 
 class RoundRobinRouter(RequestRouter):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trail.policy import PolicyConfig, predicted_remaining
-from trail.policy.route import ReplicaViews, rank_replicas
+from trail.policy.route import ReplicaViews, rank_replicas, remaining_hist
 from trail.sim.engine import ROUTER_VIEW, Board, Engine, SimEngineConfig
 from trail.sim.workload import SimRequest
 
@@ -77,10 +77,13 @@ class SimRouter:
             self.snapshots[r] = snap
         views = snap[1]
         need = 0.0 if req is None else float(req.prompt_len + 1)  # KV to be admitted
-        order = rank_replicas(views, need, self.prefill_weight, self.rng.random(self.n))
+        work = None if req is None else predicted_remaining(req.state, ROUTER_VIEW)
+        tiebreak = self.rng.random(self.n)
+        order = rank_replicas(views, need, self.prefill_weight, tiebreak, work)
         pick = int(order[0])
-        if req is not None and self.period > 0:  # the router's own dispatches since the snapshot
-            work = predicted_remaining(req.state, ROUTER_VIEW)
+        if work is not None and self.period > 0:  # the router's own dispatches since the snapshot
+            assert views.hist is not None and views.hist_steps is not None
+            views.hist[pick] += remaining_hist([work + views.hist_steps[pick]])
             views.free_slots[pick] -= 1
             views.total_work[pick] += work
             views.waiting_work[pick] += work
@@ -137,7 +140,8 @@ def simulate_cluster(
         raise ValueError(f"kv_tokens={cfg.kv_tokens} cannot hold a {max_ctx}-token request")
     board = Board(n_engines)
     engines = [Engine(i, cfg, policy, board, seed * 1000 + i) for i in range(n_engines)]
-    chooser = SimRouter(router, n_engines, seed, ingress, stats_period_s)
+    weight = cfg.cost.b / max(cfg.cost.d, 1e-12)  # a prompt token in decode-sequence steps
+    chooser = SimRouter(router, n_engines, seed, ingress, stats_period_s, weight)
     for k, req in enumerate(requests):
         t = req.arrival
         for e in np.flatnonzero(board.wake <= t):

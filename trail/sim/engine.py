@@ -30,7 +30,7 @@ from trail.policy import (
     predicted_remaining,
     sort_key,
 )
-from trail.policy.route import ReplicaViews
+from trail.policy.route import HIST_VALUES, ReplicaViews, remaining_hist
 from trail.sim.costmodel import CostModel, run_time, steps_within
 from trail.sim.workload import SimRequest
 
@@ -81,6 +81,7 @@ class Board:
         self.waiting_work = np.zeros(n)
         self.waiting_prefill = np.zeros(n)
         self.soonest0 = np.zeros(n)  # predicted remaining of the running request nearest its end
+        self.hist0 = np.zeros((n, len(HIST_VALUES)))  # counts of predicted remaining at t0
 
     def steps_at(self, t: float) -> np.ndarray:
         """Decode steps each engine has done since its last decision, at time t."""
@@ -100,6 +101,8 @@ class Board:
             waiting_work=self.waiting_work,
             waiting_prefill=self.waiting_prefill,
             soonest_free=np.maximum(self.soonest0 - steps, 0.0),
+            hist=self.hist0.copy(),
+            hist_steps=steps,
         )
 
     def work_at(self, t: float) -> np.ndarray:
@@ -135,6 +138,7 @@ class Engine:
         self.steps = 0
         self.preemptions = 0
         self.recomputed_tokens = 0
+        self._publish()  # an idle engine is visible to the router before its first request
 
     # ----- what the cluster calls -------------------------------------------------------------
     def advance(self, t: float) -> None:
@@ -340,6 +344,7 @@ class Engine:
             b.work0[i] = float(b.work_at_one(i, self.clock))
             b.soonest0[i] = max(b.soonest0[i] - b.steps_at_one(i, self.clock), 0.0)
             if added is not None:
+                b.hist0[i] += remaining_hist([predicted_remaining(added.state, ROUTER_VIEW)])
                 b.work0[i] += predicted_remaining(added.state, ROUTER_VIEW)
                 b.waiting_work[i] += predicted_remaining(added.state, ROUTER_VIEW)
                 b.waiting_prefill[i] += added.prompt_len
@@ -349,7 +354,9 @@ class Engine:
         b.wake[i], b.decoding[i], b.k[i] = self.plan_end, len(self.running), k
         b.t0[i], b.dt0[i], b.ddt[i] = self.clock, max(dt0, 1e-12), ddt
         everyone = self.running + self.waiting
-        b.work0[i] = sum(predicted_remaining(r.state, ROUTER_VIEW) for r in everyone)
+        left = [predicted_remaining(r.state, ROUTER_VIEW) for r in everyone]
+        b.work0[i] = sum(left)
+        b.hist0[i] = remaining_hist(left)
         b.running[i] = len(self.running)
         b.waiting_work[i] = sum(predicted_remaining(r.state, ROUTER_VIEW) for r in self.waiting)
         b.waiting_prefill[i] = sum(r.prompt_len + r.state.generated for r in self.waiting)
