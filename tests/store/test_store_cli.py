@@ -58,7 +58,7 @@ def test_inspect_prints_trajectory_and_saves_png(redis_srv, tmp_path):
 def test_inspect_recent_summarises_accuracy(redis_srv):
     _seed(redis_srv.url)
     result = runner.invoke(
-        root, ["inspect", "--recent", "5"], env={"REDIS_URL": redis_srv.url}, terminal_width=200
+        root, ["inspect", "--recent", "5"], env={"REDIS_URL": redis_srv.url, "COLUMNS": "250"}
     )
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "trail" in line)

@@ -61,3 +61,38 @@ def test_online_accuracy_pools_points_and_skips_unfinished():
 
 def test_online_accuracy_of_nothing_is_empty_not_an_error():
     assert online_accuracy([])["initial_mae"] is None
+
+
+def test_online_accuracy_caps_by_max_tokens_and_ranks_against_the_constant():
+    records = [  # predictions above max_tokens are capped before any error is taken
+        {
+            "request_id": "a",
+            "initial_expected": 900.0,
+            "max_tokens": 100,
+            "true_length": 100,
+            "trajectory": [{"step": 10, "expected_remaining": 500.0}],
+        },
+        {
+            "request_id": "b",
+            "initial_expected": 20.0,
+            "max_tokens": 100,
+            "true_length": 10,
+            "trajectory": [{"step": 5, "expected_remaining": 5.0}],
+        },
+        {
+            "request_id": "c",
+            "initial_expected": 50.0,
+            "max_tokens": 100,
+            "true_length": 40,
+            "trajectory": [{"step": 5, "expected_remaining": 30.0}],
+        },
+    ]
+    s = online_accuracy(records, train_lengths=[30, 30, 30])
+    assert s["initial_mae"] == pytest.approx((0 + 10 + 10) / 3)  # 900 -> 100
+    assert s["refined_mae"] == pytest.approx((0 + 0 + 5) / 3)  # 500 -> 90 = 100 - 10
+    assert s["initial_tau"] == pytest.approx(1.0) and s["initial_pairwise"] == 1.0
+    # constant: median 30 at g = 0; at g = 5 and 10 the survivors have 25 and 20 left
+    assert s["constant_initial_mae"] == pytest.approx((70 + 20 + 10) / 3)
+    assert s["constant_refined_mae"] == pytest.approx(
+        (abs(20 - 90) + abs(25 - 5) + abs(25 - 35)) / 3
+    )

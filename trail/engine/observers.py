@@ -37,6 +37,7 @@ class SchedulerObserver:
                 policy=self.cfg.policy,
                 prompt_tokens=len(ids),
                 prompt_hash=prompt_hash(ids),
+                max_tokens=getattr(request, "max_tokens", None),
                 initial_dist=t.initial_dist,
                 initial_expected=t.length.initial_pred,
                 ts=time.time(),

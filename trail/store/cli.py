@@ -6,6 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -20,7 +21,6 @@ app = typer.Typer(
     context_settings={"allow_interspersed_args": True},
     subcommand_metavar="",
 )
-console = Console()
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -63,24 +63,32 @@ def _trajectory_table(r: RequestRecord, max_rows: int) -> Table:
     return table
 
 
-def _accuracy_table(records: list[dict[str, Any]]) -> Table:
+TRAIN_LENGTHS = Path(__file__).resolve().parents[1] / "assets" / "smollm2" / "train_lengths.txt"
+COLUMNS = {  # header -> online_accuracy key
+    "initial MAE": "initial_mae",
+    "constant MAE": "constant_initial_mae",
+    "initial τ": "initial_tau",
+    "initial pairwise": "initial_pairwise",
+    "refined MAE": "refined_mae",
+    "constant (by step)": "constant_refined_mae",
+    "refined τ": "refined_tau",
+    "refined/req": "refined_mae_per_request",
+}
+
+
+def _accuracy_table(records: list[dict[str, Any]], train_lengths: list[float] | None) -> Table:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         groups[record.get("policy") or "?"].append(record)
     groups["all"] = records
     table = Table(title=f"online accuracy over the {len(records)} most recent finished requests")
-    for column in ("policy", "requests", "points", "initial MAE", "refined MAE", "refined/req"):
+    for column in ("policy", "requests", "points", *COLUMNS):
         table.add_column(column, justify="right")
     for policy, group in groups.items():
-        acc = online_accuracy(group)
-        table.add_row(
-            policy,
-            str(acc["n_requests"]),
-            str(acc["n_points"]),
-            _fmt(acc["initial_mae"]),
-            _fmt(acc["refined_mae"]),
-            _fmt(acc["refined_mae_per_request"]),
-        )
+        acc = online_accuracy(group, train_lengths)
+        digits = {k: 3 if "tau" in k or "pairwise" in k else 1 for k in COLUMNS.values()}
+        cells = [_fmt(acc.get(k), digits[k]) for k in COLUMNS.values()]
+        table.add_row(policy, str(acc["n_requests"]), str(acc["n_points"]), *cells)
     return table
 
 
@@ -102,6 +110,10 @@ def inspect(
         str, typer.Option(help="Key prefix the store wrote with.")
     ] = "trail:req:",
     max_rows: Annotated[int, typer.Option(min=1, help="Trajectory rows printed (spaced).")] = 40,
+    train_lengths: Annotated[
+        Path | None,
+        typer.Option(help="Training output lengths (one per line) for the constant baseline."),
+    ] = TRAIN_LENGTHS,
 ) -> None:
     """Print a request's trajectory (optionally a PNG), or online accuracy of recent requests."""
     if not redis_url:
@@ -109,8 +121,12 @@ def inspect(
     if (request_id is None) == (recent is None):
         raise typer.BadParameter("give either a request ID or --recent N")
     reader = StoreReader.from_url(redis_url, key_prefix=key_prefix)
+    console = Console()  # here, not at import: it reads the terminal's width (COLUMNS)
     if recent is not None:
-        console.print(_accuracy_table(reader.recent(recent)))
+        lengths = None
+        if train_lengths is not None and train_lengths.exists():
+            lengths = [float(x) for x in np.loadtxt(train_lengths, ndmin=1)]
+        console.print(_accuracy_table(reader.recent(recent), lengths))
         return
     assert request_id is not None
     record = reader.get_record(request_id)

@@ -42,6 +42,8 @@ def _arrival_fields(request_id: str, p: dict[str, Any]) -> dict[str, str]:
         "initial_expected": repr(float(p["initial_expected"])),
         "arrival_ts": repr(float(p["ts"])),
     }
+    if p.get("max_tokens") is not None:
+        fields["max_tokens"] = str(int(p["max_tokens"]))
     if p.get("initial_dist") is not None:
         fields["initial_dist"] = json.dumps(_floats(p["initial_dist"]))
     return fields

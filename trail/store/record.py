@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 
@@ -35,6 +36,7 @@ class RequestRecord(BaseModel):
     policy: str | None = None
     prompt_tokens: int | None = None
     prompt_hash: str | None = None
+    max_tokens: int | None = None
     initial_expected: float | None = None
     initial_dist: list[float] | None = None
     arrival_ts: float | None = None
@@ -91,38 +93,62 @@ def _as_record(record: RequestRecord | Mapping[str, Any]) -> RequestRecord:
     return record if isinstance(record, RequestRecord) else RequestRecord.model_validate(record)
 
 
-def online_accuracy(records: Iterable[RequestRecord | Mapping[str, Any]]) -> dict[str, Any]:
-    """MAE of initial and refined predictions vs the true length, over finished records.
+def online_accuracy(
+    records: Iterable[RequestRecord | Mapping[str, Any]],
+    train_lengths: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """MAE and ranking of initial and refined predictions vs the true length, over finished
+    records, as `trail eval` reports them offline.
 
-    initial: |initial_expected - true_length| per request. refined: |expected_remaining -
-    (true_length - step)| over every trajectory point (pooled); ``refined_mae_per_request``
-    averages each request's own mean first, so long requests do not dominate.
+    Every prediction is first capped by what the request's max_tokens still allows. initial:
+    per request (MAE, Kendall tau, pairwise ordering accuracy). refined: every trajectory point
+    (pooled); ``refined_mae_per_request`` averages each request's own mean first, so long
+    requests do not dominate. With `train_lengths`, the best constant beside them (the training
+    median of the total, and of the remaining length at each point's step).
     """
-    initial: list[float] = []
-    refined: list[float] = []
+    from trail.predict.metrics import ConstantBaseline, kendall_tau, pairwise_accuracy
+
+    initial: list[tuple[float, float]] = []  # (predicted, true)
+    points: list[tuple[float, float, int, float]] = []  # (predicted, true, step, room)
     per_request: list[float] = []
-    finished = skipped = 0
-    for record in map(_as_record, records):
-        if record.true_length is None:
-            skipped += 1
-            continue
-        finished += 1
+    every = [_as_record(r) for r in records]
+    finished = [r for r in every if r.true_length is not None]
+    for record in finished:
+        true, room = float(record.true_length or 0), float(record.max_tokens or float("inf"))
         if record.initial_expected is not None:
-            initial.append(abs(record.initial_expected - record.true_length))
-        errors = [
-            abs(p.expected_remaining - (record.true_length - p.step)) for p in record.trajectory
+            initial.append((min(record.initial_expected, room), true))
+        mine = [
+            (min(p.expected_remaining, room - p.step), true - p.step, p.step, room - p.step)
+            for p in record.trajectory
         ]
-        refined.extend(errors)
-        if errors:
-            per_request.append(sum(errors) / len(errors))
-    return {
-        "n_requests": finished,
-        "n_points": len(refined),
-        "skipped_unfinished": skipped,
-        "initial_mae": _mean(initial),
-        "refined_mae": _mean(refined),
+        points.extend(mine)
+        if mine:
+            per_request.append(sum(abs(a - b) for a, b, _, _ in mine) / len(mine))
+    ini = np.array(initial, dtype=float).reshape(-1, 2)
+    pts = np.array(points, dtype=float).reshape(-1, 4)
+    out: dict[str, Any] = {
+        "n_requests": len(finished),
+        "n_points": len(pts),
+        "skipped_unfinished": len(every) - len(finished),
+        "initial_mae": _mae(ini[:, 0], ini[:, 1]),
+        "initial_tau": kendall_tau(ini[:, 0], ini[:, 1]) if len(ini) > 1 else None,
+        "initial_pairwise": pairwise_accuracy(ini[:, 0], ini[:, 1]) if len(ini) > 1 else None,
+        "refined_mae": _mae(pts[:, 0], pts[:, 1]),
+        "refined_tau": kendall_tau(pts[:, 0], pts[:, 1]) if len(pts) > 1 else None,
         "refined_mae_per_request": _mean(per_request),
     }
+    if train_lengths is not None and finished:
+        base = ConstantBaseline(np.asarray(train_lengths, dtype=float))
+        rooms = np.array([float(r.max_tokens or np.inf) for r in finished])
+        truths = np.array([float(r.true_length or 0) for r in finished])
+        out["constant_initial_mae"] = _mae(np.minimum(base.at(np.zeros(len(rooms))), rooms), truths)
+        const = np.minimum(base.at(pts[:, 2]), pts[:, 3])
+        out["constant_refined_mae"] = _mae(const, pts[:, 1])
+    return out
+
+
+def _mae(pred: np.ndarray, true: np.ndarray) -> float | None:
+    return float(np.mean(np.abs(pred - true))) if len(pred) else None
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -73,8 +73,10 @@ class PredictionStore(StoreReader):
         initial_dist: list[float] | None,
         initial_expected: float,
         ts: float,
+        max_tokens: int | None = None,
     ) -> None:
         payload = {
+            "max_tokens": max_tokens,
             "replica": replica,
             "policy": policy,
             "prompt_tokens": prompt_tokens,
