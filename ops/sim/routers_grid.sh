@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The router comparison of docs/simulation.md §4 (issue 16): 2 length distributions x 2 cost
-# shapes x 2 loads, at 4/16/64/256 replicas; P2C, least-work and the slot-aware router with one
+# shapes x 2 loads, at 4/16/64/256 replicas, 300 requests per replica; P2C and the slot-aware router with one
 # ingress on fresh numbers, then with 4 ingress routers on 0.2 s-old snapshots. Resumable: a cell
 # whose JSON exists is skipped. Then `python -m ops.sim.routers_table` prints the table.
 set -euo pipefail
@@ -15,10 +15,10 @@ for dist in lognormal:150:1 file:trail/assets/smollm2/train_lengths.txt; do
         set -- $mode
         tag="${d}_${cost}_${load}_i$1"
         [ -f "$OUT/$tag/routers.json" ] && continue
-        routers=$([ "$1" = 1 ] && echo power-of-two,least-work,slots || echo slots)
+        routers=$([ "$1" = 1 ] && echo power-of-two,slots || echo slots)
         .venv/bin/trail sim routers --replicas 4,16,64,256 --routers "$routers" --load "$load" \
           --output "$dist" --cost "$cost" --ingress "$1" --stats-period "$2" \
-          --out "$OUT/$tag.tmp" --plots "$OUT/$tag.tmp"
+          --per-engine 300 --out "$OUT/$tag.tmp" --plots "$OUT/$tag.tmp"
         mv "$OUT/$tag.tmp" "$OUT/$tag"
       done
     done

@@ -76,6 +76,7 @@ def build_app(args: dict[str, Any]) -> Application:
     )
     ingress = serve.deployment(Ingress).options(
         name="Ingress",
+        num_replicas=cfg.ingress.num_replicas,
         ray_actor_options={
             "num_cpus": cfg.ingress.num_cpus,
             "runtime_env": {"env_vars": worker_env()},

@@ -52,9 +52,12 @@ class RouterConfig(BaseModel):
 
 
 class IngressConfig(BaseModel):
+    num_replicas: int = Field(
+        1, ge=1, description="ingress replicas; each runs its own router on its own stale stats"
+    )
     num_cpus: float = Field(0.25, ge=0)
     max_inflight: int = Field(
-        256, ge=1, description="requests in flight in the ingress before it answers 429"
+        256, ge=1, description="requests in flight in one ingress replica before it answers 429"
     )
     retry_after_s: int = Field(1, ge=0, description="Retry-After on 429/503")
     max_body_bytes: int = Field(
