@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from trail.predict.bins import LengthBins
 from trail.predict.metrics import kendall_tau
 from trail.predict.prompt import PromptEncoder, PromptHead
-from trail.predict.train import mae, pairwise_rank_loss, seed_everything
+from trail.predict.train import mae, seed_everything, train_step
 
 
 @dataclass(frozen=True)
@@ -113,14 +112,8 @@ def finetune(  # noqa: PLR0913
         for rows in length_batches([len(x) for x in ids_t], recipe.batch, rng):
             logits = head(encoder.embed_ids([ids_t[i] for i in rows]))
             idx = torch.as_tensor(rows)
-            loss = nn.functional.cross_entropy(logits, target[idx])
-            if recipe.rank_weight:
-                loss = loss + recipe.rank_weight * pairwise_rank_loss(logits, y[idx], mids)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(rows)
+            loss = train_step(opt, sched, logits, target[idx], y[idx], mids, recipe.rank_weight)
+            total += loss * len(rows)
             bar.update()
         row = evaluate(epoch, total / len(ids_t))
         result.history.append(row)

@@ -93,6 +93,27 @@ def pairwise_rank_loss(
     return nn.functional.softplus(margin[shorter]).mean()
 
 
+def train_step(  # noqa: PLR0913
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    lengths: torch.Tensor,
+    mids: torch.Tensor,
+    rank_weight: float,
+) -> float:
+    """One optimiser step on the bin cross-entropy (+ rank_weight x the pairwise ranking loss);
+    the batch's loss. Shared by the probe / frozen-head trainer and the prompt fine-tuner."""
+    loss = nn.functional.cross_entropy(logits, target)
+    if rank_weight:
+        loss = loss + rank_weight * pairwise_rank_loss(logits, lengths, mids)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
 def train_classifier(
     model: nn.Module,
     x_train: np.ndarray,
@@ -124,14 +145,10 @@ def train_classifier(
         for i in range(0, len(xt), recipe.batch):
             idx = order[i : i + recipe.batch]
             logits = model(xt[idx])
-            loss = nn.functional.cross_entropy(logits, target[idx])
-            if recipe.rank_weight:
-                loss = loss + recipe.rank_weight * pairwise_rank_loss(logits, lengths[idx], mids)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
+            loss = train_step(
+                opt, sched, logits, target[idx], lengths[idx], mids, recipe.rank_weight
+            )
+            total += loss * len(idx)
         model.eval()
         pred = expected_lengths(model, xv, bins)
         val, tau = mae(pred, y_val), kendall_tau(pred, y_val)

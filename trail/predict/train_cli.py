@@ -170,8 +170,8 @@ def prompt(  # noqa: PLR0913
     test_texts, test_y = _texts(data, "test")
     test_pred = pred.expected(test_texts)
     val = tried[best]
-    card = _card(root, data, seed, val["val_mae"], mae(test_pred, test_y), val["best_epoch"], 0.0)
-    card["train_seconds"] = round(time.monotonic() - t0, 1)
+    secs = time.monotonic() - t0
+    card = _card(root, data, seed, val["val_mae"], mae(test_pred, test_y), val["best_epoch"], secs)
     card["encoder"] = f"{ENCODER_NOTE}; {tried[best]['encoder']}"
     card["candidates"] = {
         n: {key: r[key] for key in ("val_tau", "val_mae", "best_epoch", "encoder", "history")}

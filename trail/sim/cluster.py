@@ -140,8 +140,7 @@ def simulate_cluster(
         raise ValueError(f"kv_tokens={cfg.kv_tokens} cannot hold a {max_ctx}-token request")
     board = Board(n_engines)
     engines = [Engine(i, cfg, policy, board, seed * 1000 + i) for i in range(n_engines)]
-    weight = cfg.cost.b / max(cfg.cost.d, 1e-12)  # a prompt token in decode-sequence steps
-    chooser = SimRouter(router, n_engines, seed, ingress, stats_period_s, weight)
+    chooser = SimRouter(router, n_engines, seed, ingress, stats_period_s, cfg.cost.prefill_weight)
     for k, req in enumerate(requests):
         t = req.arrival
         for e in np.flatnonzero(board.wake <= t):

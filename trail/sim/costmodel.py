@@ -29,6 +29,11 @@ class CostModel:
     def step_time(self, prefill_tokens: float, decode_seqs: float, context_tokens: float) -> float:
         return self.a + self.b * prefill_tokens + self.d * decode_seqs + self.e * context_tokens
 
+    @property
+    def prefill_weight(self) -> float:
+        """A prompt token's cost in decode-sequence steps (as StepCost.prefill_weight)."""
+        return self.b / max(self.d, 1e-12)
+
     def decode_run(self, seqs: int, context_tokens: int) -> tuple[float, float]:
         """First step time and per-step increment of k decode-only steps (context grows by seqs
         tokens per step), so k steps take k*dt0 + ddt*k*(k-1)/2."""

@@ -75,7 +75,6 @@ class Board:
         self.ddt = np.zeros(n)
         self.k = np.zeros(n)
         # what the slot-aware router reads (trail/policy/route.py)
-        self.running = np.zeros(n)
         self.max_seqs = np.zeros(n)
         self.kv_free_tokens = np.full(n, np.inf)
         self.waiting_work = np.zeros(n)
@@ -344,22 +343,21 @@ class Engine:
             b.work0[i] = float(b.work_at_one(i, self.clock))
             b.soonest0[i] = max(b.soonest0[i] - b.steps_at_one(i, self.clock), 0.0)
             if added is not None:
-                b.hist0[i] += remaining_hist([predicted_remaining(added.state, ROUTER_VIEW)])
-                b.work0[i] += predicted_remaining(added.state, ROUTER_VIEW)
-                b.waiting_work[i] += predicted_remaining(added.state, ROUTER_VIEW)
+                work = predicted_remaining(added.state, ROUTER_VIEW)
+                b.hist0[i] += remaining_hist([work])
+                b.work0[i] += work
+                b.waiting_work[i] += work
                 b.waiting_prefill[i] += added.prompt_len
             b.wake[i], b.decoding[i], b.k[i], b.t0[i] = self.clock, 0.0, 0, self.clock
             return
         dt0, ddt, k, _ = self.plan
         b.wake[i], b.decoding[i], b.k[i] = self.plan_end, len(self.running), k
         b.t0[i], b.dt0[i], b.ddt[i] = self.clock, max(dt0, 1e-12), ddt
-        everyone = self.running + self.waiting
-        left = [predicted_remaining(r.state, ROUTER_VIEW) for r in everyone]
-        b.work0[i] = sum(left)
-        b.hist0[i] = remaining_hist(left)
-        b.running[i] = len(self.running)
-        b.waiting_work[i] = sum(predicted_remaining(r.state, ROUTER_VIEW) for r in self.waiting)
-        b.waiting_prefill[i] = sum(r.prompt_len + r.state.generated for r in self.waiting)
         run_left = [predicted_remaining(r.state, ROUTER_VIEW) for r in self.running]
-        b.soonest0[i] = min(run_left) if run_left else 0.0
+        wait_left = [predicted_remaining(r.state, ROUTER_VIEW) for r in self.waiting]
+        b.work0[i] = sum(run_left + wait_left)
+        b.hist0[i] = remaining_hist(run_left + wait_left)
+        b.waiting_work[i] = sum(wait_left)
+        b.waiting_prefill[i] = sum(r.prompt_len + r.state.generated for r in self.waiting)
+        b.soonest0[i] = min(run_left, default=0.0)
         b.kv_free_tokens[i] = (self.cfg.kv_blocks - self._kv_need()) * self.cfg.block_size
