@@ -182,6 +182,23 @@ def test_aging_lowers_rank_with_wait():
     assert order_waiting([long_, earlier], 40.5, cfg)[0].request_id == "earlier"
 
 
+def test_aging_orders_the_queue_but_does_not_buy_a_preemption():
+    """An aged request would preempt a victim that then ages and preempts back (the traced
+    simulator: 300 -> 25 preemptions per run with aging on); only starvation may."""
+    cfg = get_policy("trail-prompt", aging_tokens_per_s=10.0, margin_tokens=0)
+    aged = st("aged", 0.0, initial=300, waiting_since=0.0)  # rank 300 - 10 x 100 s < 0
+    running = [st("r", 90.0, initial=200)]
+    assert victims(running, [aged], now=100.0, cfg=cfg) == []  # 300 > 200: no gain
+    assert victims(running, [st("short", 99.0, initial=50)], now=100.0, cfg=cfg) == ["r"]
+
+
+def test_predicted_policies_need_a_large_gain_the_oracle_a_small_one():
+    running = [st("r", 0.0, initial=300, true_total=300)]
+    newcomer = st("w", 1.0, initial=150, true_total=150)  # 150 tokens better
+    assert victims(running, [newcomer], now=2.0, cfg=get_policy("trail-prompt")) == []
+    assert victims(running, [newcomer], now=2.0, cfg=get_policy("trail-oracle")) == ["r"]
+
+
 def test_starvation_bound_puts_the_oldest_first_and_lets_it_preempt():
     cfg = get_policy("trail-prompt", starvation_s=30.0, margin_tokens=0)
     long_ = st("long", 0.0, initial=900, waiting_since=0.0)

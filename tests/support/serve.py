@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trail.serve.localcluster import RAY_ENV
+from trail.serve.localcluster import RAY_ENV, free_port
+from trail.store.testing import RedisServer
 
 
 def apply_ray_env() -> None:
@@ -83,3 +89,58 @@ def wait_idle(load_dir: Path, timeout_s: float = 60) -> dict:
 
     assert wait_for(idle, timeout_s), replica_stats(load_dir)
     return replica_stats(load_dir)
+
+
+@dataclass
+class ServeStack:
+    url: str
+    load_dir: Path
+    redis: RedisServer
+    metrics_dir: Path
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+
+@contextmanager
+def running_app(customise: Callable[[dict, Path], None], **over: Any) -> Iterator[ServeStack]:
+    """One in-process Ray (loopback only) + the tiny-model app (`tiny_args(**over)`, then
+    `customise(args, root)`), predictions in a test-owned real Redis, metrics in a temp
+    PROMETHEUS_MULTIPROC_DIR; everything is shut down afterwards."""
+    apply_ray_env()
+    import ray
+    from ray import serve
+
+    from trail.serve.app import build_app
+
+    root = Path(tempfile.mkdtemp(prefix="trail-serve-test-"))
+    load_dir, metrics_dir = root / "load", root / "metrics"
+    load_dir.mkdir()
+    metrics_dir.mkdir()
+    saved_metrics_env = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # read by build_app's worker_env
+    redis = RedisServer().start()
+    port = free_port()
+    ray.init(
+        address="local",
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        num_cpus=2,
+        log_to_driver=False,
+    )
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        args = tiny_args(load_dir, redis_url=redis.url, **over)
+        customise(args, root)
+        serve.run(build_app(args), name="trail", route_prefix="/")
+        yield ServeStack(f"http://127.0.0.1:{port}", load_dir, redis, metrics_dir)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        redis.close()
+        if saved_metrics_env is None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = saved_metrics_env
+        shutil.rmtree(root, ignore_errors=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 Stat = Callable[[np.ndarray], float]
+Samples = Mapping[int, Sequence[float] | np.ndarray]  # per seed, one value per request
 BUCKET_EDGES = (128, 384)  # output tokens: short < 128 <= medium < 384 <= long
 BUCKETS = ("short", "medium", "long")
 
@@ -39,8 +40,8 @@ STATS: dict[str, Stat] = {"mean": lambda x: float(np.mean(x)), "p50": np.median,
 
 
 def ratio_interval(
-    base: Mapping[int, Sequence[float]],
-    other: Mapping[int, Sequence[float]],
+    base: Samples,
+    other: Samples,
     stat: Stat = STATS["mean"],
     n_boot: int = 2000,
     seed: int = 0,
@@ -71,8 +72,8 @@ def ratio_interval(
 
 
 def pooled_ratio(
-    base: Mapping[int, Sequence[float]],
-    other: Mapping[int, Sequence[float]],
+    base: Samples,
+    other: Samples,
     stat: Stat = STATS["mean"],
 ) -> float:
     """stat(base) / stat(other) over all seeds' requests (the interval's point estimate)."""

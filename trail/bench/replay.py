@@ -78,8 +78,24 @@ def run_policy(
     for e in events:
         if e.get("event") == "preempted":
             res[_base_id(e["id"])]["preemptions"] += 1
+    for rid, points in refined_points(events).items():
+        res[rid]["refined"] = points
     steps = [e for e in events if e.get("event") == "step"]
     return {"summary": summary, "requests": res, "steps": steps}
+
+
+def refined_points(events: list[dict]) -> dict[str, list[list[float]]]:
+    """Per request, [generated count, expected remaining] at each probe output that moved the
+    posterior (a recompute after a preemption repeats steps; the first output counts), so the
+    simulator can replay the predictions the scheduler really held."""
+    out: dict[str, list[list[float]]] = {}
+    for e in events:
+        if e.get("event") != "probe" or e.get("expected") is None:
+            continue
+        points = out.setdefault(_base_id(e["id"]), [])
+        if not points or e["at"] > points[-1][0]:
+            points.append([int(e["at"]), float(e["expected"])])
+    return out
 
 
 def read_events(dump: Path) -> list[dict]:

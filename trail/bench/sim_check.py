@@ -4,9 +4,8 @@ the same requests at the same arrival times, and put simulated beside measured F
 Inputs per (seed, load): every run's `step` rows (prefill tokens, decode sequences, context
 tokens, step time, from the scheduler's event log) fit the cost model (`trail sim calibrate`'s
 least squares); each request keeps its prompt length, true length, arrival time and the prompt
-predictor's expected length. What the simulator cannot copy: `trail`'s probe outputs (it draws
-refinement errors, `SimEngineConfig.refine_sigma`), so that row checks the mechanism, not the
-predictor.
+predictor's expected length, and under `trail` the refined predictions the scheduler held
+(from the probe events), which the simulated request follows (trail/sim/traced.py's `trace`).
 """
 
 from __future__ import annotations
@@ -46,17 +45,31 @@ def sim_requests(cell: dict, cap: int) -> list:
     for i, rid in enumerate(ids):
         r = reqs[rid]
         pred = cell.get("initial_expected")
+        length = int(r["length"])
         state = LengthState(
             rid,
             float(r["arrival_s"]),
             initial_pred=float(pred[i]) if pred else cap / 2,
-            true_total=int(r["length"]),
+            true_total=length,
             max_tokens=cap,
         )
+        trace = refined_trace(r.get("refined"), length, cap)
         out.append(
-            SimRequest(state, prompt_len=int(r["prompt_tokens"]), output_len=state.true_total)
+            SimRequest(state, prompt_len=int(r["prompt_tokens"]), output_len=length, trace=trace)
         )
     return sorted(out, key=lambda q: q.arrival)
+
+
+def refined_trace(points: list | None, length: int, cap: int) -> np.ndarray | None:
+    """The engine's held prediction at every generated count: the last probe output's
+    expectation, counting down one per token until the next (None: no probe outputs)."""
+    if not points:
+        return None
+    at = np.array([p[0] for p in points])
+    expected = np.array([p[1] for p in points])
+    g = np.arange(length)
+    last = np.maximum(np.searchsorted(at, g, side="right") - 1, 0)
+    return np.clip(expected[last] - (g - at[last]), 0.0, cap - g)
 
 
 def simulate_cell(cell: dict, policy: str, extra: dict, cfg: Any, cap: int) -> np.ndarray:
@@ -74,28 +87,32 @@ def simulate_cell(cell: dict, policy: str, extra: dict, cfg: Any, cap: int) -> n
 def sim_check(
     grid: Grid, cells: Cells, engine: dict, kv_tokens: int, block_size: int = 16
 ) -> dict[str, Any]:
-    """Per load and policy: FCFS/x mean latency measured and simulated (pooled over seeds)."""
+    """Per load and policy: FCFS/x mean latency measured and simulated (pooled over seeds), each
+    run simulated with the cost model fitted to its own step trace."""
     from trail.sim.engine import SimEngineConfig
 
     out: dict[str, Any] = {}
     for load in grid.loads:
         measured: dict[str, dict[int, np.ndarray]] = {}
         simulated: dict[str, dict[int, np.ndarray]] = {}
-        costs = {}
+        costs: dict[int, dict[str, dict]] = {}
         for seed in grid.seeds:
-            got = {lb: cells.get(seed, load, lb) for lb, _, _ in grid.policies}
-            if any(c is None for c in got.values()):
+            maybe = {lb: cells.get(seed, load, lb) for lb, _, _ in grid.policies}
+            got = {lb: c for lb, c in maybe.items() if c is not None}
+            if len(got) < len(maybe):
                 continue
-            cost = calibrated_cost(list(got.values()))
-            costs[seed] = cost.__dict__
-            cfg = SimEngineConfig(
-                max_num_seqs=int(engine.get("max_num_seqs", 16)),
-                kv_tokens=kv_tokens,
-                block_size=block_size,
-                cost=cost,
-            )
+            costs[seed] = {}
             for label, policy, extra in grid.policies:
                 cell = got[label]
+                # each run's own steps: `trail`'s carry the probe's cost (~5 % per decode step)
+                cost = calibrated_cost([cell])
+                costs[seed][label] = cost.__dict__
+                cfg = SimEngineConfig(
+                    max_num_seqs=int(engine.get("max_num_seqs", 16)),
+                    kv_tokens=kv_tokens,
+                    block_size=block_size,
+                    cost=cost,
+                )
                 measured.setdefault(label, {})[seed] = request_arrays(cell)["latency_s"]
                 simulated.setdefault(label, {})[seed] = simulate_cell(
                     cell, policy, extra, cfg, grid.cap

@@ -109,9 +109,11 @@ class Preemption:
     reason: str  # "policy" (shorter predicted remaining) or "starvation"
 
 
-def swap_gain(w: LengthState, v: LengthState, now: float, cfg: PolicyConfig) -> float:
-    """Tokens of one request saved by running w before v (SRPT's exchange argument)."""
-    return predicted_remaining(v, cfg) - effective_rank(w, now, cfg) - cfg.margin_tokens
+def swap_gain(w: LengthState, v: LengthState, cfg: PolicyConfig) -> float:
+    """Tokens of one request saved by running w before v (SRPT's exchange argument). Aging is
+    left out: it orders the queue, but an aged request buying a preemption makes its victim
+    age in turn and buy one back (churn); the starvation bound is what may preempt for age."""
+    return predicted_remaining(v, cfg) - predicted_remaining(w, cfg) - cfg.margin_tokens
 
 
 def worth_swapping(
@@ -120,7 +122,7 @@ def worth_swapping(
     """A starving request always may; otherwise the gain must exceed the victim's recompute."""
     if is_starving(w, now, cfg):
         return True
-    return swap_gain(w, v, now, cfg) > cost.recompute_steps(v.recompute_tokens, running)
+    return swap_gain(w, v, cfg) > cost.recompute_steps(v.recompute_tokens, running)
 
 
 def plan_preemptions(

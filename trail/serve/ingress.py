@@ -116,6 +116,7 @@ class Ingress:
         # tokenizing a large prompt takes ~1 s per MB: off the event loop, one at a time (a fast
         # tokenizer is not safe for concurrent calls)
         self.tokenize_pool = ThreadPoolExecutor(1, thread_name_prefix="tokenize")
+        self.name = serve.get_replica_context().replica_id.unique_id  # x-trail-ingress
 
     def _default_prediction(self) -> float:
         trail = self.cfg.engine.trail
@@ -255,7 +256,11 @@ class Ingress:
         return OpenAIError(500, f"internal error: {type(err).__name__}", type="server_error")
 
     def _headers(self, rid: str, dispatch: Dispatch) -> dict[str, str]:
-        return {"x-trail-request-id": rid, "x-trail-replica": dispatch.replica}
+        return {
+            "x-trail-request-id": rid,
+            "x-trail-replica": dispatch.replica,
+            "x-trail-ingress": self.name,
+        }
 
     def _sse(self, rid: str, dispatch: Dispatch, events: AsyncIterator[dict[str, Any]]) -> Response:
         async def body() -> AsyncIterator[str]:

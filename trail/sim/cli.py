@@ -247,6 +247,56 @@ def routers(
 
 
 @app.command()
+def traced(
+    policies: Annotated[
+        str, typer.Option(help="fcfs first; `policy@key=value+key=value` for overrides.")
+    ] = "fcfs,trail,trail@c=0,trail-oracle",
+    loads: Annotated[str, typer.Option(help="Multiples of the engine's capacity.")] = "1.5,2.5",
+    seeds: Annotated[str, typer.Option(help="Seeds (requests and arrivals).")] = "0,1,2,3,4",
+    n: Annotated[int, typer.Option(help="Requests per run, from the 512 test requests.")] = 300,
+    burstiness: Annotated[float, typer.Option(help="Gamma shape of inter-arrivals.")] = 1.0,
+    max_seqs: int = 16,
+    kv_tokens: Annotated[int, typer.Option(help="KV tokens (1 GiB of SmolLM2 fp32).")] = 23296,
+    cost: CostOpt = "cpu-measured",
+    probe_overhead: Annotated[
+        float, typer.Option(help="Extra step time of policies that run the probe.")
+    ] = 0.05,
+    tag: Annotated[str, typer.Option(help="Suffix for the JSON name.")] = "",
+    out: OutOpt = OUT,
+) -> None:
+    """Policies on the real predictors' outputs (the committed test set replayed through the
+    served refinement), one engine, FCFS/x with paired intervals: a fast stand-in for
+    `trail bench replay` that a scheduling rule can be tuned on."""
+    from dataclasses import replace
+
+    from trail.bench.experiment_cli import parse_policy
+    from trail.sim.traced import load_traces, run_traced
+
+    cfg, _ = _engine_setup(cost, max_seqs, kv_tokens, "lognormal:150:1", 1.0)
+    specs = [parse_policy(p, 0.8) for p in policies.split(",")]
+    if specs[0][1] != "fcfs":
+        raise typer.BadParameter("fcfs must come first (the baseline)", param_hint="--policies")
+    traces = load_traces()
+    cfg = replace(cfg, refine_every=traces.predict_every)  # decide at the probe's cadence
+    load_list, seed_list = _floats(loads), [int(s) for s in _floats(seeds)]
+    bar, tick = _progress(len(load_list) * len(seed_list) * len(specs), "traced runs")
+    with bar:
+        res = run_traced(
+            traces, cfg, specs, load_list, seed_list, n, burstiness, tick, probe_overhead
+        )
+    typer.echo(f"capacity {res['capacity_rps']:.3f} req/s at mean length {res['mean_length']:.0f}")
+    for load, rows in res["loads"].items():
+        for label, r in rows.items():
+            m, p, t = r["fcfs_over_mean"], r["fcfs_over_p99"], r["fcfs_over_ttft"]
+            typer.echo(
+                f"load {load:>4}  {label:<28} mean {r['mean_latency_s']:7.1f} s  FCFS/x "
+                f"{m['value']:.2f} [{m['low']:.2f}, {m['high']:.2f}]  P99 {p['value']:.2f}  "
+                f"TTFT {t['value']:.2f}  preempt/run {r['preemptions_per_run']:.0f}"
+            )
+    _write_json(out / f"traced{'_' + tag if tag else ''}.json", res)
+
+
+@app.command()
 def scale(
     engines: int = 64,
     requests: int = 100_000,

@@ -45,6 +45,9 @@ class CostModel:
 
 PRESETS = {
     "cpu": CostModel(),
+    # Fitted to the step traces of the 2026-12-03 engine replay (docs/benchmarks.md, seed 0):
+    # this machine under the harness's load, prefill ~10x dearer than the design notes' guess.
+    "cpu-measured": CostModel(a=0.0556, b=2.67e-3, d=2.71e-3, e=5.71e-6),
     # A GPU-like ratio: re-prefilling a preempted request costs almost nothing next to a decode step.
     "cheap-prefill": CostModel(b=1.0e-5),
     # A GPU-like shape: the fixed per-step cost dominates, so a bigger batch is almost free.

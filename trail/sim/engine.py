@@ -197,11 +197,22 @@ class Engine:
         if self.policy.source is not PredictionSource.REFINED:
             return
         for req in self.running:
+            if req.trace is not None:
+                self._follow_trace(req)
+                continue
             epoch = req.state.generated // self.cfg.refine_every
             if epoch > req.refine_epoch:
                 req.refine_epoch = epoch
                 noise = math.exp(self.cfg.refine_sigma * self.rng.standard_normal())
                 req.state.refine(req.remaining * noise)
+
+    def _follow_trace(self, req: SimRequest) -> None:
+        """A traced request holds what the real predictor says at its current length (the
+        trace has the served cadence's probe steps and count-downs in it), from g = 0 on once
+        admitted, as the engine's first probe output comes with the prefill."""
+        assert req.trace is not None
+        g = min(req.state.generated, len(req.trace) - 1)
+        req.state.refine(float(req.trace[g]), at=g)
 
     def _report_resources(self, req: SimRequest) -> None:
         """What the engine tells the policy: blocks held / needed, and what a preemption would

@@ -23,6 +23,7 @@ class SimRequest:
     refine_epoch: int = 0
     engine: int = -1
     cached_tokens: int = 0  # prefix-cache hit when re-admitted after a preemption
+    trace: np.ndarray | None = None  # a real predictor's remaining length at each g (traced.py)
 
     @property
     def arrival(self) -> float:
