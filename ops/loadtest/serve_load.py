@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trail.serve.localcluster import RAY_ENV, free_port
+from trail.serve.localcluster import RAY_ENV, start_loopback_serve
 
 PROMPTS = [
     "Explain why the sky is blue.",
@@ -126,22 +126,14 @@ def main() -> None:
     ap.add_argument("--redis-url", default=None, help="default: embedded Redis (stops with us)")
     ap.add_argument("--json", default=None, help="also write the full report here")
     args = ap.parse_args()
-    os.environ.update(RAY_ENV)
+    os.environ.update(RAY_ENV)  # before Ray is imported
     import ray
     from ray import serve
 
     from trail.serve.app import build_app
 
     t0 = time.perf_counter()
-    ray.init(
-        address="local",
-        _node_ip_address="127.0.0.1",
-        include_dashboard=False,
-        num_cpus=2,
-        log_to_driver=False,
-    )
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    port = start_loopback_serve()
     t_ray = time.perf_counter() - t0
     load_dir = Path(tempfile.mkdtemp(prefix="trail-load-"))
     app_args = {

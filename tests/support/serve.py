@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trail.serve.localcluster import RAY_ENV, free_port
+from trail.serve.localcluster import RAY_ENV, start_loopback_serve
 from trail.store.testing import RedisServer
 
 
@@ -108,7 +108,7 @@ def running_app(customise: Callable[[dict, Path], None], **over: Any) -> Iterato
     """One in-process Ray (loopback only) + the tiny-model app (`tiny_args(**over)`, then
     `customise(args, root)`), predictions in a test-owned real Redis, metrics in a temp
     PROMETHEUS_MULTIPROC_DIR; everything is shut down afterwards."""
-    apply_ray_env()
+    apply_ray_env()  # before Ray is imported
     import ray
     from ray import serve
 
@@ -121,16 +121,8 @@ def running_app(customise: Callable[[dict, Path], None], **over: Any) -> Iterato
     saved_metrics_env = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # read by build_app's worker_env
     redis = RedisServer().start()
-    port = free_port()
-    ray.init(
-        address="local",
-        _node_ip_address="127.0.0.1",
-        include_dashboard=False,
-        num_cpus=2,
-        log_to_driver=False,
-    )
+    port = start_loopback_serve()
     try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
         args = tiny_args(load_dir, redis_url=redis.url, **over)
         customise(args, root)
         serve.run(build_app(args), name="trail", route_prefix="/")

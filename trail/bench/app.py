@@ -8,13 +8,12 @@ two sets of engines never compete for the two cores.
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from trail.serve.localcluster import RAY_ENV, free_port
+from trail.serve.localcluster import start_loopback_serve
 
 APP_NAME = "trail"
 
@@ -70,19 +69,7 @@ class AppLauncher:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> AppLauncher:
-        os.environ.update(RAY_ENV)
-        import ray
-        from ray import serve
-
-        ray.init(
-            address="local",
-            _node_ip_address="127.0.0.1",
-            include_dashboard=False,
-            num_cpus=self.num_cpus,
-            log_to_driver=False,
-        )
-        self.port = free_port()
-        serve.start(http_options={"host": "127.0.0.1", "port": self.port})
+        self.port = start_loopback_serve(self.num_cpus)
         return self
 
     def deploy(self, args: dict[str, Any]) -> float:

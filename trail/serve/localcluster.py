@@ -58,6 +58,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_loopback_serve(num_cpus: int = 2) -> int:
+    """An in-process Ray and Serve bound to 127.0.0.1 (tests, benchmarks, load tests); returns
+    the HTTP port. The caller shuts both down (serve.shutdown(), ray.shutdown())."""
+    os.environ.update(RAY_ENV)
+    import ray
+    from ray import serve
+
+    ray.init(
+        address="local",
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        num_cpus=num_cpus,
+        log_to_driver=False,
+    )
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    return port
+
+
 def _children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):

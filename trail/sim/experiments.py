@@ -20,11 +20,14 @@ Progress = Callable[[], None] | None
 def engine_capacity_rps(cfg: SimEngineConfig, spec: WorkloadSpec) -> float:
     """Requests/s one engine sustains with a full batch, from the cost model (no preemption):
     the rate that load factors are relative to."""
-    out = mean_output_tokens(spec)
-    ctx = cfg.max_num_seqs * (spec.prompt.mean + out / 2)
+    return full_batch_rps(cfg, spec.prompt.mean, mean_output_tokens(spec))
+
+
+def full_batch_rps(cfg: SimEngineConfig, prompt_mean: float, output_mean: float) -> float:
+    """Requests/s of a full batch of requests with these mean prompt and output lengths."""
+    ctx = cfg.max_num_seqs * (prompt_mean + output_mean / 2)
     step = cfg.cost.step_time(0, cfg.max_num_seqs, ctx)
-    prefill_per_req = cfg.cost.b * spec.prompt.mean
-    return 1.0 / (out * step / cfg.max_num_seqs + prefill_per_req)
+    return 1.0 / (output_mean * step / cfg.max_num_seqs + cfg.cost.b * prompt_mean)
 
 
 def sweep_c(

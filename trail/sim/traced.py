@@ -22,6 +22,7 @@ import numpy as np
 from trail.bench.arrivals import arrival_times
 from trail.policy import LengthState, PolicyConfig, PredictionSource
 from trail.sim.engine import SimEngineConfig
+from trail.sim.experiments import full_batch_rps
 from trail.sim.workload import SimRequest
 
 CACHE = Path.home() / ".cache" / "trail" / "sim"
@@ -147,10 +148,7 @@ def traced_requests(
 
 def capacity_rps(cfg: SimEngineConfig, traces: Traces) -> float:
     """Requests/s one engine sustains with a full batch of these requests (no preemption)."""
-    out, prompt = traces.mean_length, float(traces.prompt_tokens.mean())
-    ctx = cfg.max_num_seqs * (prompt + out / 2)
-    step = cfg.cost.step_time(0, cfg.max_num_seqs, ctx)
-    return 1.0 / (out * step / cfg.max_num_seqs + cfg.cost.b * prompt)
+    return full_batch_rps(cfg, float(traces.prompt_tokens.mean()), traces.mean_length)
 
 
 def run_traced(
