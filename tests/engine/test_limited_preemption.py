@@ -170,6 +170,7 @@ def test_trail_with_an_informative_probe_reorders_and_preempts(
         "probe_path": str(probe),
         "predict_every": 1,
         "default_prediction": 30.0,  # below what the probe says of the long ones
+        "margin_tokens": 8.0,  # these answers are < 100 tokens: the served 256 would never swap
         "dump_path": str(dump),
     }
     res = run_scenario(_engine(tiny_path, trail, max_num_seqs=2), [phase()])
