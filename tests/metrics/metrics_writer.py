@@ -26,7 +26,11 @@ def write_all(replica: str, remaining: float) -> None:
     r.aged()
     r.starvation_promoted()
     r.request_finished(
-        true_length=40, finish_reason="stop", initial_expected=50.0, trajectory=[(10, 25.0)]
+        true_length=40,
+        finish_reason="stop",
+        initial_expected=50.0,
+        trajectory=[(10, 25.0)],
+        probe_version="v1",
     )
     router_decision("trail", replica)
     router_view("trail", replica, remaining)

@@ -36,7 +36,7 @@ def test_counters_sum_and_live_gauges_follow_live_processes(tmp_path):
             got[
                 (
                     "trail_prediction_abs_error_tokens_count",
-                    (("phase", "refined"), ("replica", "r1")),
+                    (("phase", "refined"), ("predictor", "v1"), ("replica", "r1")),
                 )
             ]
             == 2.0

@@ -82,7 +82,8 @@ class AppLauncher:
         with contextlib.suppress(Exception):  # nothing deployed yet
             serve.delete(APP_NAME)
         load_dir = self.workdir / f"load-{int(t0 * 1000)}"
-        serve.run(build_app({**args, "load_dir": str(load_dir)}), name=APP_NAME, route_prefix="/")
+        args = {"load_dir": str(load_dir), **args}  # a caller's own load_dir wins
+        serve.run(build_app(args), name=APP_NAME, route_prefix="/")
         return time.perf_counter() - t0
 
     def __exit__(self, *exc: object) -> None:

@@ -9,11 +9,13 @@ import typer
 
 from trail.bench.client import Endpoint, Mode
 from trail.bench.experiment_cli import replay
+from trail.bench.online import online
 
 app = typer.Typer(
     help="Benchmarks (engine replay; HTTP load and comparison).", no_args_is_help=True
 )
 app.command("replay")(replay)
+app.command("online")(online)
 
 
 @app.command("workload")

@@ -79,8 +79,10 @@ async def closed_loop(
     timeout_s: float = 600.0,
     progress: bool = True,
     label: str = "saturation",
+    on_done: Callable[[], None] | None = None,
 ) -> list[Record]:
-    """`concurrency` workers, each sending its next request as soon as the last one finished."""
+    """`concurrency` workers, each sending its next request as soon as the last one finished;
+    `on_done` is called after each one (e.g. to change the app mid-run)."""
     queue: asyncio.Queue[BenchRequest] = asyncio.Queue()
     for r in requests:
         queue.put_nowait(r)
@@ -94,6 +96,8 @@ async def closed_loop(
                     req = queue.get_nowait()
                     rec = Record(req.id, time.perf_counter() - t0, req.out_tokens)
                     records.append(await send(client, url, endpoint, body(req), rec))
+                    if on_done is not None:
+                        on_done()
                     if bar is not None:
                         bar.advance(bar.task_ids[0])
 

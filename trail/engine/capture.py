@@ -24,6 +24,7 @@ from trail.engine.vllm_hooks import (
     raw_model,
     runner_request,
 )
+from trail.metrics.recorders import capture_rows
 
 
 @dataclass
@@ -34,6 +35,7 @@ class ProbeEmission:
     generated: int
     probs: list[float] | None
     vector: list[float] | None = None
+    version: str | None = None  # the probe that produced probs (hot reload changes it)
 
 
 @dataclass
@@ -103,7 +105,16 @@ def collect_emissions(runner: Any, model: Any, scheduler_output: Any, req_ids: l
 
 def _sink(st: CaptureState, model: Any, hidden: int) -> CaptureSink:
     if st.sink is None:
-        st.sink = CaptureSink(model.trail.capture_dir, model.trail_layers, hidden)
+        cfg = model.trail
+        quota = cfg.capture_quota_mb * 2**20 if cfg.capture_quota_mb else None
+        st.sink = CaptureSink(
+            cfg.capture_dir,
+            model.trail_layers,
+            hidden,
+            quota_bytes=quota,
+            queue_rows=cfg.capture_queue_rows,
+            on_count=lambda outcome, n: capture_rows(cfg.replica, outcome, n),
+        )
     return st.sink
 
 
@@ -127,6 +138,7 @@ def _run_probe(model: Any, st: CaptureState, picked: list, ship_vectors: bool) -
             generated=generated,
             probs=None if probs is None else probs[i].tolist(),
             vector=vectors[i].cpu().tolist() if ship_vectors else None,
+            version=None if bundle is None else bundle.version,
         )
     return out
 

@@ -81,6 +81,7 @@ class SchedulerObserver:
             finish_reason=finish_reason,
             initial_expected=t.length.initial_pred,
             trajectory=t.trajectory,
+            probe_version=t.probe_version,
         )
         if self.store is not None:
             self.store.finished(
@@ -88,6 +89,7 @@ class SchedulerObserver:
                 true_length=n_output,
                 finish_reason=finish_reason,
                 ts=time.time(),
+                probe_version=t.probe_version,
             )
 
     def load(self, load: Any) -> None:

@@ -23,3 +23,7 @@ def register() -> None:
     from trail.engine.capture import install_runner_hook
 
     install_runner_hook()
+    from trail.engine.reload import SWAP_PROBE, swap_probe
+    from trail.engine.vllm_hooks import install_worker_method
+
+    install_worker_method(SWAP_PROBE, swap_probe)

@@ -236,6 +236,7 @@ class TrailSchedulerMixin(SchedulerHooks):
             expected = self.refiner.expected(t.posterior)
             t.length.refine(expected, at=em.generated)
             t.trajectory.append((em.generated, expected))
+            t.probe_version = em.version
             posterior = t.posterior.tolist()
         self.observer.emission(t, em, posterior)
 

@@ -19,6 +19,7 @@ class Tracked:
     evidence_at: int = -1  # last step whose probe output is in the posterior
     initial_dist: list[float] | None = None
     trajectory: list[tuple[int, float]] = field(default_factory=list)
+    probe_version: str | None = None  # of the latest probe output in the posterior
 
 
 def initial_from_request(

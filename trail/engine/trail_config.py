@@ -56,6 +56,15 @@ class TrailConfig(BaseModel):
     capture_dir: str | None = Field(
         None, description="worker-side sink for the rows of requests that ask for capture"
     )
+    capture_quota_mb: float | None = Field(
+        None, gt=0, description="disk quota of the sink; rows past it are dropped and counted"
+    )
+    capture_queue_rows: int = Field(
+        0,
+        ge=0,
+        description="0: write on the step (profiling, lossless); N: a background writer "
+        "behind an N-row queue that drops when full (served traffic, never blocks the step)",
+    )
     bins: list[float] | None = Field(None, description="bin edges (default: the probe's)")
     dump_path: str | None = Field(None, description="append scheduler events as JSONL here")
     load_path: str | None = Field(None, description="publish EngineLoad JSON here (Serve)")

@@ -30,6 +30,17 @@ def check_vllm_version(installed: str | None = None) -> None:
 
 
 # ---- worker side ----------------------------------------------------------------------------
+def install_worker_method(name: str, fn: Callable[..., Any]) -> None:
+    """Make `collective_rpc(name, ...)` call `fn(worker, ...)` in every worker. Relies on:
+    run_method looking a string method up on WorkerWrapperBase (whose __getattr__ forwards the
+    rest to the worker). A string, because vLLM sends callables across processes only with
+    VLLM_ALLOW_INSECURE_SERIALIZATION=1. Idempotent per process."""
+    from vllm.v1.worker.worker_base import WorkerWrapperBase
+
+    if not hasattr(WorkerWrapperBase, name):
+        setattr(WorkerWrapperBase, name, fn)
+
+
 def install_sample_tokens_hook(after: Callable[[Any, Any, Any], None]) -> None:
     """Call `after(runner, scheduler_output, output)` after every GPUModelRunner.sample_tokens.
 

@@ -20,6 +20,8 @@ FLUSH_SECONDS_BUCKETS = (5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25,
 PREEMPTION_REASONS = ("policy", "kv_pressure", "starvation")
 QUEUE_STATES = ("running", "waiting")
 ERROR_PHASES = ("initial", "refined")
+CAPTURE_OUTCOMES = ("written", "dropped_queue", "dropped_quota")
+ONLINE_WINDOW = 256
 STORE_EVENT_KINDS = ("arrival", "step", "preempted", "first_token", "finished")
 STORE_DROP_REASONS = ("queue_full", "redis_down", "redis_error", "invalid")
 FINISH_REASONS = ("stop", "length", "abort", "error")
@@ -69,8 +71,9 @@ PROBE_SECONDS = Histogram(
 PREDICTION_ABS_ERROR_TOKENS = Histogram(
     "trail_prediction_abs_error_tokens",
     "Online absolute error of length predictions vs the true length, observed at finish "
-    "(initial: prompt prediction of the total; refined: each trajectory point's remaining).",
-    ["replica", "phase"],
+    "(initial: prompt prediction of the total; refined: each trajectory point's remaining); "
+    "predictor: `prompt` for initial, the probe's version for refined (hot reload changes it).",
+    ["replica", "phase", "predictor"],
     registry=None,
     buckets=TOKEN_ERROR_BUCKETS,
 )
@@ -90,6 +93,22 @@ REQUESTS_FINISHED = Counter(
     "trail_requests_finished",
     "Requests finished by the TRAIL scheduler, by finish reason.",
     ["replica", "finish_reason"],
+    registry=None,
+)
+ONLINE_KENDALL_TAU = Gauge(
+    "trail_online_kendall_tau",
+    "Kendall tau between the refined prediction at the end of prefill (the probe's first output "
+    "in the posterior) and the true length, over the last 256 finished requests of each probe "
+    "version.",
+    ["replica", "predictor"],
+    registry=None,
+    multiprocess_mode="livemostrecent",
+)
+CAPTURE_ROWS = Counter(
+    "trail_capture_rows",
+    "Hidden-state rows of sampled served requests (online learning): written, or dropped "
+    "because the writer's queue was full or the disk quota spent.",
+    ["replica", "outcome"],
     registry=None,
 )
 POLICY_INFO = Gauge(
@@ -150,6 +169,8 @@ ALL_METRICS = (
     PROBE_CALLS,
     PROBE_SECONDS,
     PREDICTION_ABS_ERROR_TOKENS,
+    ONLINE_KENDALL_TAU,
+    CAPTURE_ROWS,
     AGED_REQUESTS,
     STARVATION_PROMOTIONS,
     REQUESTS_FINISHED,

@@ -6,7 +6,10 @@ folding unknown enum values into ``other`` keeps label cardinality bounded whate
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
 
 from trail.metrics import definitions as d
 
@@ -32,8 +35,8 @@ class ReplicaMetrics:
         for reason in d.PREEMPTION_REASONS:  # zero-valued series, so rate() sees the first one
             d.PREEMPTIONS.labels(replica=replica, reason=reason)
             d.RECOMPUTED_TOKENS.labels(replica=replica, reason=reason)
-        for phase in d.ERROR_PHASES:
-            d.PREDICTION_ABS_ERROR_TOKENS.labels(replica=replica, phase=phase)
+        d.PREDICTION_ABS_ERROR_TOKENS.labels(replica=replica, phase="initial", predictor="prompt")
+        self._first: dict[str, deque[tuple[float, float]]] = {}  # version -> (pred, true)
 
     def set_queues(self, *, running: int, waiting: int) -> None:
         self._running.set(running)
@@ -57,11 +60,13 @@ class ReplicaMetrics:
     def starvation_promoted(self, n: int = 1) -> None:
         self._promoted.inc(n)
 
-    def prediction_error(self, phase: str, predicted: float, actual: float) -> None:
+    def prediction_error(
+        self, phase: str, predicted: float, actual: float, predictor: str = "prompt"
+    ) -> None:
         phase = _bounded(phase, d.ERROR_PHASES)
-        d.PREDICTION_ABS_ERROR_TOKENS.labels(replica=self.replica, phase=phase).observe(
-            abs(predicted - actual)
-        )
+        d.PREDICTION_ABS_ERROR_TOKENS.labels(
+            replica=self.replica, phase=phase, predictor=predictor
+        ).observe(abs(predicted - actual))
 
     def request_finished(
         self,
@@ -69,16 +74,38 @@ class ReplicaMetrics:
         true_length: int,
         finish_reason: str,
         initial_expected: float | None,
-        trajectory: Iterable[tuple[int, float]] = (),
+        trajectory: Sequence[tuple[int, float]] = (),
+        probe_version: str | None = None,
     ) -> None:
-        """Observe a finished request's errors: initial vs total, each (step, remaining) point."""
+        """Observe a finished request's errors: initial vs total, each (step, remaining) point
+        (labelled by the probe version), and the version's online Kendall tau."""
         d.REQUESTS_FINISHED.labels(
             replica=self.replica, finish_reason=_bounded(finish_reason, d.FINISH_REASONS)
         ).inc()
         if initial_expected is not None:
             self.prediction_error("initial", initial_expected, true_length)
+        version = probe_version or "none"
         for step, expected_remaining in trajectory:
-            self.prediction_error("refined", expected_remaining, true_length - step)
+            self.prediction_error("refined", expected_remaining, true_length - step, version)
+        if trajectory and trajectory[0][0] == 0:
+            self._observe_tau(version, trajectory[0][1], true_length)
+
+    def _observe_tau(self, version: str, predicted: float, true_length: float) -> None:
+        window = self._first.setdefault(version, deque(maxlen=d.ONLINE_WINDOW))
+        window.append((predicted, true_length))
+        if len(window) >= 8:
+            from trail.predict.metrics import kendall_tau
+
+            pred, true = zip(*window, strict=True)
+            tau = kendall_tau(np.asarray(pred), np.asarray(true))
+            if np.isfinite(tau):
+                d.ONLINE_KENDALL_TAU.labels(replica=self.replica, predictor=version).set(tau)
+
+
+def capture_rows(replica: str, outcome: str, n: int) -> None:
+    """Count captured rows by outcome (called by the worker's capture sink)."""
+    if n > 0:
+        d.CAPTURE_ROWS.labels(replica=replica, outcome=_bounded(outcome, d.CAPTURE_OUTCOMES)).inc(n)
 
 
 def router_decision(router: str, replica: str) -> None:

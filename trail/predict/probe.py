@@ -9,6 +9,7 @@ gets it as two extra inputs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ class ProbeBundle:
     card: dict[str, Any] = field(default_factory=dict)
     positional: bool = False
     cap: int = 512
+    version: str = "unsaved"  # content hash of probe.pt: the label in records and metrics
 
     def inputs(self, vectors: torch.Tensor, steps: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(vectors, dtype=torch.float32)
@@ -64,6 +66,7 @@ class ProbeBundle:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.probe.state_dict(), directory / "probe.pt")
+        self.version = weights_version(directory / "probe.pt")
         meta = {
             "layer": self.layer,
             "bins": self.bins.to_list(),
@@ -96,4 +99,10 @@ class ProbeBundle:
             card=meta.get("card", {}),
             positional=bool(meta.get("positional", False)),
             cap=int(meta.get("cap", 512)),
+            version=weights_version(d / "probe.pt"),
         )
+
+
+def weights_version(path: Path) -> str:
+    """Short content hash of a weights file: two probes with the same bytes are one version."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:10]

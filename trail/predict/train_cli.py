@@ -43,13 +43,29 @@ def probe(
     sweep: bool = typer.Option(False, help="Train a probe on every layer first (sweep.json)"),
     k: int = typer.Option(10, help="Number of bins (edges: quantiles of training labels)"),
     profile: Path = typer.Option(None, help="Profile folder (default: trail profile's)"),
-    out: Path = typer.Option(ASSETS / "probe", help="Where to write probe.json + probe.pt"),
+    out: Path = typer.Option(
+        None,
+        help="Where to write probe.json + probe.pt (default: the shipped probe's folder; "
+        "with --from-served, DIR/retrained)",
+    ),
     epochs: int = typer.Option(30, help="Epochs of the final probe (METHOD.md: 30)"),
     positional: bool = typer.Option(
         True, help="Also give the probe the step g (docs/predictors.md)"
     ),
     seed: int = typer.Option(0),
+    from_served: Path = typer.Option(
+        None, exists=True, file_okay=False, help="Retrain from captured served traffic here"
+    ),
+    current: Path = typer.Option(
+        ASSETS / "probe",
+        help="With --from-served: the probe it must beat (and whose bins it keeps)",
+    ),
 ) -> None:
+    """Fit the probe on a profile, or (--from-served) retrain it on captured traffic."""
+    if from_served is not None:
+        _retrain_served(from_served, current, out or from_served / "retrained", epochs, seed)
+        return
+    out = out or ASSETS / "probe"
     import torch
 
     from trail.predict.datasets import choose_bins, profile_cap, rows_xy
@@ -84,6 +100,34 @@ def probe(
     ]  # the prior `trail eval` may divide out
     ProbeBundle(res.model, layer, bins, card, positional=positional, cap=cap).save(out)
     typer.echo(f"layer {layer}: val MAE {res.val_mae:.2f}, test MAE {test:.2f} -> {out}")
+
+
+def _retrain_served(folder: Path, current: Path, out: Path, epochs: int, seed: int) -> None:
+    """Train on the served train split; ship to `out` only if held-out MAE beats `current`."""
+    from trail.predict.probe import ProbeBundle
+    from trail.predict.served import evaluate, load_served, retrain, verdict
+    from trail.predict.train import Recipe
+
+    t0 = time.monotonic()
+    old = ProbeBundle.load(current)
+    data = load_served(folder, old.layer)
+    counts = {s: data.count(s) for s in ("train", "val", "test")}
+    typer.echo(f"{len(data.ids)} finished captured requests {counts}, {len(data.steps)} rows")
+    new = retrain(old, data, Recipe(epochs, seed=seed))
+    table = evaluate({"current": old, "retrained": new}, data)
+    ok, why = verdict(table)
+    report = {"current": str(current), "out": str(out), "shipped": ok, "verdict": why, **table}
+    report["train_seconds"] = round(time.monotonic() - t0, 1)
+    (folder / "retrain.json").write_text(json.dumps(report, indent=2) + "\n")
+    for name in ("constant", "current", "retrained"):
+        row = table[name]
+        typer.echo(f"{name:>9}: held-out MAE {row['mae']:7.1f}  tau {row['kendall_tau']:.3f}")
+    if not ok:
+        typer.echo(why, err=True)
+        raise typer.Exit(1)
+    new.card["eval_served"] = table
+    new.save(out)
+    typer.echo(f"{why}; version {new.version} -> {out}")
 
 
 def _card(root: Path, data, seed: int, val: float, test: float, epoch: int, secs: float) -> dict:  # noqa: ANN001, PLR0913

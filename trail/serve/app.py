@@ -26,7 +26,9 @@ DEFAULT_METRICS_DIR = "/tmp/trail-metrics"
 def finish_config(cfg: ServeConfig) -> ServeConfig:
     """Fill what the YAML may leave open: the Redis URL and the replicas' load directory."""
     redis_url = resolve_redis_url(cfg.redis_url)
-    load_dir = cfg.load_dir or tempfile.mkdtemp(prefix="trail-load-")
+    # a fixed default: a redeploy that changes only `live` must keep the init args identical
+    # (Ray Serve then reconfigures the running replicas instead of replacing them)
+    load_dir = cfg.load_dir or os.path.join(tempfile.gettempdir(), "trail-load")
     return cfg.model_copy(update={"redis_url": redis_url, "load_dir": load_dir})
 
 
@@ -64,7 +66,7 @@ def llm_actor_options(cfg: ServeConfig) -> dict[str, Any]:
 
 def build_app(args: dict[str, Any]) -> Application:
     cfg = finish_config(ServeConfig.model_validate(args))
-    payload = cfg.model_dump(mode="json")
+    payload = cfg.model_dump(mode="json", exclude={"live"})
     llm = serve.deployment(LLMServer).options(
         name="LLMServer",
         num_replicas=cfg.replicas.num_replicas,
@@ -73,6 +75,7 @@ def build_app(args: dict[str, Any]) -> Application:
         max_queued_requests=cfg.replicas.max_queued_requests,
         request_router_config=router_config(cfg),
         health_check_timeout_s=60,
+        user_config=cfg.live.model_dump(mode="json"),
     )
     ingress = serve.deployment(Ingress).options(
         name="Ingress",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from trail.engine.engine_config import EngineConfig
 from trail.models.paths import smollm2_dir, tiny_dir
@@ -68,6 +68,26 @@ class IngressConfig(BaseModel):
     )
 
 
+class CaptureConfig(BaseModel):
+    """Opt-in capture of served traffic, to retrain the probe on it (docs/online_learning.md):
+    for a sampled share of requests, the probe layer's hidden state every `every` decode
+    positions (worker-side, a bounded background writer) and, at finish, the true length."""
+
+    fraction: float = Field(0.0, ge=0, le=1, description="share of requests captured; 0 = off")
+    every: int = Field(4, ge=1, description="one row every N decode positions (0 = prefill)")
+    dir: str | None = Field(None, description="default: ~/.cache/trail/served/<model name>")
+    quota_mb: float = Field(2048, gt=0, description="disk quota; rows past it are dropped")
+    queue_rows: int = Field(4096, ge=1, description="writer queue; a full queue drops rows")
+
+
+class LiveConfig(BaseModel):
+    """What changes without a restart: Ray Serve hands it to running replicas as `user_config`
+    when a declarative deploy (`serve deploy CONFIG`) changes only this. (`serve.run` from
+    Python replaces the replicas instead: use `probe_watch` there.)"""
+
+    probe_path: str | None = Field(None, description="swap the replicas' probe (same bins)")
+
+
 class ServeConfig(BaseModel):
     """The application: engine + TRAIL settings, replicas, router, ingress, observability."""
 
@@ -84,6 +104,14 @@ class ServeConfig(BaseModel):
     )
     redis_url: str | None = Field(None, description="None: embedded Redis started by the builder")
     load_dir: str | None = Field(None, description="where replicas' engines publish EngineLoad")
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
+    probe_watch: str | None = Field(
+        None,
+        description="a probe folder (or a symlink to one) every replica polls: a new probe "
+        "there is swapped in without a restart; re-point the symlink to roll back",
+    )
+    probe_watch_s: float = Field(2.0, gt=0, description="how often replicas look at probe_watch")
 
     model_config = {"extra": "forbid"}
 
@@ -91,6 +119,17 @@ class ServeConfig(BaseModel):
     @classmethod
     def _resolve_model(cls, engine: EngineConfig) -> EngineConfig:
         return engine.model_copy(update={"model": resolve_model(engine.model)})
+
+    @model_validator(mode="after")
+    def _capture_needs_trail(self) -> ServeConfig:
+        if self.capture.fraction > 0 and self.engine.trail is None:
+            raise ValueError("capture needs the TRAIL engine (engine.trail set)")
+        return self
+
+    def capture_dir(self) -> str:
+        return os.path.expanduser(
+            self.capture.dir or f"~/.cache/trail/served/{self.served_model_name}"
+        )
 
     @property
     def policy(self) -> str:

@@ -6,6 +6,7 @@ It streams `Chunk`s back through the handle and publishes its predicted remainin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -22,7 +23,8 @@ import numpy as np
 from trail.engine.engine_config import EngineConfig
 from trail.engine.load import read_load
 from trail.policy.route import remaining_hist
-from trail.serve.config import ServeConfig
+from trail.serve.capture import ServedCapture
+from trail.serve.config import LiveConfig, ServeConfig
 from trail.serve.protocol import Chunk, EngineRequest
 
 logger = logging.getLogger("ray.serve")
@@ -54,8 +56,23 @@ def engine_config_for_replica(cfg: ServeConfig, name: str, load_path: Path) -> E
         update: dict[str, Any] = {"load_path": str(load_path), "replica": name}
         if cfg.redis_url:
             update["redis_url"] = cfg.redis_url
+        if cfg.capture.fraction > 0:
+            update["capture_dir"] = cfg.capture_dir()
+            update["capture_quota_mb"] = cfg.capture.quota_mb
+            update["capture_queue_rows"] = cfg.capture.queue_rows
         engine.trail = engine.trail.model_copy(update=update)
     return engine
+
+
+def _started_probe(cfg: ServeConfig) -> tuple[str | None, Any]:
+    """(path, ProbeBundle) the engine started with, if its policy runs a probe."""
+    trail = cfg.engine.trail
+    path = trail.resolved_probe_path() if trail is not None else None
+    if path is None:
+        return None, None
+    from trail.predict.probe import ProbeBundle
+
+    return str(path), ProbeBundle.load(path)
 
 
 class LLMServer:
@@ -72,7 +89,54 @@ class LLMServer:
             engine_config_for_replica(self.cfg, self.name, self.load_path)
         )
         self.ready_s = time.time() - self.started_at
+        self.capture = ServedCapture.from_config(self.cfg, self.name)
+        self.probe_path, self.probe = _started_probe(self.cfg)
+        self.reload_error: str | None = None
+        if self.cfg.probe_watch and self.probe is not None:
+            watch = self._watch_probe(self.cfg.probe_watch, self.cfg.probe_watch_s)
+            self._watcher = asyncio.get_running_loop().create_task(watch)
         logger.info("replica %s: engine ready in %.1fs", self.name, self.ready_s)
+
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Ray Serve's in-place update (`live` in a declarative deploy): swap the probe."""
+        live = LiveConfig.model_validate(user_config or {})
+        if live.probe_path is not None and live.probe_path != self.probe_path:
+            await self._swap_probe(live.probe_path)
+
+    async def _watch_probe(self, path: str, every_s: float) -> None:
+        """Poll `path`; a probe whose weights differ from the running one is swapped in. A
+        version that failed (other bins or layer, a broken file) is not retried until the
+        weights at `path` change again."""
+        from trail.predict.probe import weights_version
+
+        refused: str | None = None
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                version = weights_version(Path(path) / "probe.pt")
+            except OSError:  # not there (yet), or being re-pointed
+                continue
+            if version not in (self.probe_version, refused) and not await self._swap_probe(path):
+                refused = version
+
+    async def _swap_probe(self, path: str) -> bool:
+        """Swap the engine's probe between two steps; on any failure keep the old one (raising
+        in reconfigure would make Serve replace the replica, dropping its requests)."""
+        from trail.engine.reload import reload_probe
+
+        try:
+            self.probe = await reload_probe(self.engine, path, self.probe)
+        except Exception as exc:  # noqa: BLE001 - any refusal keeps serving the old probe
+            self.reload_error = f"{path}: {exc}"
+            logger.error("replica %s: probe reload refused: %s", self.name, self.reload_error)
+            return False
+        self.probe_path, self.reload_error = path, None
+        logger.info("replica %s: probe %s from %s", self.name, self.probe_version, path)
+        return True
+
+    @property
+    def probe_version(self) -> str | None:
+        return None if self.probe is None else self.probe.version
 
     @staticmethod
     def _start_engine(engine_cfg: EngineConfig) -> Any:
@@ -86,15 +150,19 @@ class LLMServer:
         """Stream one request; if the caller goes away, the request is aborted in the engine."""
         self.inflight[req.request_id] = Inflight(req.work_tokens, req.predicted_tokens, time.time())
         finished = False
+        captured = self.capture is not None and self.capture.sampled(req.request_id)
+        params = self._params(req, self.capture.extra(req.request_id) if captured else None)
         try:
             yield Chunk(replica=self.name)
             n = 0
             async for out in self.engine.generate(
-                {"prompt_token_ids": req.prompt_token_ids}, self._params(req), req.request_id
+                {"prompt_token_ids": req.prompt_token_ids}, params, req.request_id
             ):
                 comp = out.outputs[0]
                 n += len(comp.token_ids)
                 finished = out.finished
+                if finished and captured:
+                    self.capture.label(req, n, comp.finish_reason, self.probe_version)
                 yield Chunk(
                     text=comp.text,
                     completion_tokens=n,
@@ -106,11 +174,12 @@ class LLMServer:
                 await self.engine.abort(req.request_id)
 
     @staticmethod
-    def _params(req: EngineRequest) -> Any:
+    def _params(req: EngineRequest, capture: dict[str, Any] | None = None) -> Any:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        extra = {"trail": req.trail} if req.trail else None
+        trail = {**(req.trail or {}), **(capture or {})}
+        extra = {"trail": trail} if trail else None
         return SamplingParams(**req.sampling, output_kind=RequestOutputKind.DELTA, extra_args=extra)
 
     def record_routing_stats(self) -> dict[str, Any]:
@@ -163,6 +232,8 @@ class LLMServer:
             "engine_load_ts": last.ts if last else None,
             "seen": list(self.inflight),
             "ready_s": round(self.ready_s, 2),
+            "probe_version": self.probe_version,
+            "reload_error": self.reload_error,
             "ts": now,
         }
 

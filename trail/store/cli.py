@@ -76,13 +76,15 @@ COLUMNS = {  # header -> online_accuracy key
 }
 
 
-def _accuracy_table(records: list[dict[str, Any]], train_lengths: list[float] | None) -> Table:
+def _accuracy_table(
+    records: list[dict[str, Any]], train_lengths: list[float] | None, by: str = "policy"
+) -> Table:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
-        groups[record.get("policy") or "?"].append(record)
+        groups[record.get(by) or "?"].append(record)
     groups["all"] = records
     table = Table(title=f"online accuracy over the {len(records)} most recent finished requests")
-    for column in ("policy", "requests", "points", *COLUMNS):
+    for column in (by, "requests", "points", *COLUMNS):
         table.add_column(column, justify="right")
     for policy, group in groups.items():
         acc = online_accuracy(group, train_lengths)
@@ -110,6 +112,9 @@ def inspect(
         str, typer.Option(help="Key prefix the store wrote with.")
     ] = "trail:req:",
     max_rows: Annotated[int, typer.Option(min=1, help="Trajectory rows printed (spaced).")] = 40,
+    by: Annotated[
+        str, typer.Option(help="--recent: group by this record field (policy, probe_version).")
+    ] = "policy",
     train_lengths: Annotated[
         Path | None,
         typer.Option(help="Training output lengths (one per line) for the constant baseline."),
@@ -126,7 +131,7 @@ def inspect(
         lengths = None
         if train_lengths is not None and train_lengths.exists():
             lengths = [float(x) for x in np.loadtxt(train_lengths, ndmin=1)]
-        console.print(_accuracy_table(reader.recent(recent), lengths))
+        console.print(_accuracy_table(reader.recent(recent), lengths, by))
         return
     assert request_id is not None
     record = reader.get_record(request_id)

@@ -105,6 +105,8 @@ class BatchEncoder:
                 "finish_reason": str(p["finish_reason"]),
                 "finish_ts": repr(float(p["ts"])),
             }
+            if p.get("probe_version"):
+                fields["probe_version"] = str(p["probe_version"])
             pipe.hset(record, mapping=fields)
             pipe.zadd(self.keys.finished_index, {request_id: float(p["ts"])})
             return True

@@ -44,6 +44,7 @@ class RequestRecord(BaseModel):
     finish_ts: float | None = None
     true_length: int | None = None
     finish_reason: str | None = None
+    probe_version: str | None = None  # the probe whose outputs made the refined predictions
     n_preemptions: int = 0
     trajectory: list[TrajectoryPoint] = Field(default_factory=list)
     preemptions: list[Preemption] = Field(default_factory=list)

@@ -110,8 +110,18 @@ class PredictionStore(StoreReader):
     def first_token(self, request_id: str, *, ts: float) -> None:
         self._put(("first_token", request_id, {"ts": ts}))
 
-    def finished(self, request_id: str, *, true_length: int, finish_reason: str, ts: float) -> None:
+    def finished(
+        self,
+        request_id: str,
+        *,
+        true_length: int,
+        finish_reason: str,
+        ts: float,
+        probe_version: str | None = None,
+    ) -> None:
         payload = {"true_length": true_length, "finish_reason": finish_reason, "ts": ts}
+        if probe_version is not None:
+            payload["probe_version"] = probe_version
         self._put(("finished", request_id, payload))
 
     def _put(self, event: Event) -> None:

@@ -1,0 +1,68 @@
+"""The replica's half of served capture, without Ray: sampling, labels, capture off (issue 19)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from trail.serve.capture import ServedCapture, read_labels, sampled
+from trail.serve.config import ServeConfig
+from trail.serve.llm_server import engine_config_for_replica
+from trail.serve.protocol import EngineRequest
+
+
+def config(tmp_path, fraction: float) -> ServeConfig:
+    return ServeConfig.model_validate(
+        {
+            "capture": {"fraction": fraction, "dir": str(tmp_path / "cap")},
+            "engine": {"trail": {"policy": "fcfs"}},
+        }
+    )
+
+
+def test_sampling_is_stable_per_request_and_near_the_fraction():
+    ids = [f"req-{i}" for i in range(4000)]
+    picked = [i for i in ids if sampled(i, 0.25)]
+    assert 0.22 < len(picked) / len(ids) < 0.28
+    assert picked == [i for i in ids if sampled(i, 0.25)]  # the same requests every time
+    assert not any(sampled(i, 0.0) for i in ids)
+    assert all(sampled(i, 1.0) for i in ids)
+
+
+def test_capture_off_configures_and_writes_nothing(tmp_path):
+    cfg = config(tmp_path, 0.0)
+    assert ServedCapture.from_config(cfg, "r1") is None
+    engine = engine_config_for_replica(cfg, "r1", tmp_path / "load.json")
+    assert engine.trail.capture_dir is None
+    assert not (tmp_path / "cap").exists()
+
+
+def test_capture_on_points_the_worker_sink_at_the_folder_with_its_bounds(tmp_path):
+    cfg = config(tmp_path, 0.5)
+    engine = engine_config_for_replica(cfg, "r1", tmp_path / "load.json")
+    assert engine.trail.capture_dir == str(tmp_path / "cap")
+    assert engine.trail.capture_quota_mb == cfg.capture.quota_mb
+    assert engine.trail.capture_queue_rows == cfg.capture.queue_rows > 0  # never on the step
+
+
+def test_capture_needs_the_trail_engine():
+    with pytest.raises(ValidationError, match="capture needs the TRAIL engine"):
+        ServeConfig.model_validate({"capture": {"fraction": 0.1}, "engine": {"trail": None}})
+
+
+def test_a_finished_request_gets_one_label_and_a_torn_line_is_skipped(tmp_path):
+    cap = ServedCapture.from_config(config(tmp_path, 1.0), "r1")
+    assert cap is not None
+    req = EngineRequest("abc", [1, 2, 3], {"max_tokens": 64})
+    assert cap.extra("abc") == {"capture_id": "abc", "capture_every": 4}
+    cap.label(req, 17, "stop", "v1")
+    with cap.labels.open("a") as f:
+        f.write('{"id": "torn", "len')  # a replica killed mid-write
+    labels = read_labels(tmp_path / "cap")
+    assert list(labels) == ["abc"]
+    row = labels["abc"]
+    assert (row["length"], row["finish_reason"], row["max_tokens"]) == (17, "stop", 64)
+    assert (row["prompt_tokens"], row["probe_version"]) == (3, "v1")
+    assert "prompt" not in json.dumps(row).replace("prompt_tokens", "")  # never the text

@@ -1,0 +1,164 @@
+"""`trail bench online`: the probe learns from the traffic it serves, end to end over HTTP.
+
+1. The Serve app (TRAIL, capture on) serves `--before` requests of traffic unlike the
+   training data: ShareGPT follow-up turns sent alone (the predictors saw only first turns).
+2. `trail train probe --from-served` retrains the probe on the captured rows and labels and
+   refuses it unless its held-out MAE beats the shipped probe's.
+3. While `--after` fresh requests of the same kind are being served, the new probe is hot
+   reloaded (the replicas watch a symlink, `probe_watch`; no restart); every request must
+   succeed.
+4. Online MAE and Kendall tau before vs after, from the Redis records, by probe version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def online(
+    before: int = typer.Option(500, help="requests served by the shipped probe (captured)"),
+    after: int = typer.Option(200, help="fresh requests; the new probe is loaded during them"),
+    cap: int = typer.Option(512, help="max_tokens of every request (natural greedy lengths)"),
+    concurrency: int = typer.Option(16, help="closed-loop clients (= the engine's batch)"),
+    reload_after: int = typer.Option(16, help="reload once this many fresh requests finished"),
+    epochs: int = typer.Option(30),
+    seed: int = typer.Option(0, help="prompt order"),
+    out: Path = typer.Option(Path("runs/online")),
+) -> None:
+    """Serve shifted traffic, retrain the probe from it, hot-reload it, measure before/after."""
+    from transformers import AutoTokenizer
+
+    from trail.bench.app import AppLauncher, app_args
+    from trail.bench.requests import BenchRequest
+    from trail.models.paths import smollm2_dir
+    from trail.predict.sharegpt import load_followups
+
+    out.mkdir(parents=True, exist_ok=True)
+    captured = out / "captured"
+    if (captured / "labels").exists():
+        raise typer.BadParameter(f"{captured} already holds captures: pick a new --out")
+    texts = load_followups(AutoTokenizer.from_pretrained(smollm2_dir()), seed, limit=before + after)
+    reqs = [BenchRequest(f"r{i}", t, cap, cap) for i, t in enumerate(texts)]
+    args = app_args("trail", max_num_seqs=concurrency)
+    args["capture"] = {"fraction": 1.0, "every": 4, "dir": str(captured)}
+    args["load_dir"] = str(out / "load")
+    args["probe_watch"] = str(out / "live")  # a symlink, pointed at the new probe below
+    report: dict[str, Any] = {"settings": {"before": before, "after": after, "cap": cap}}
+    with AppLauncher() as app:
+        app.deploy(args)
+        t0 = time.monotonic()
+        first = _serve(app.url, reqs[:before], concurrency, "before (shipped probe)")
+        report["before_s"] = round(time.monotonic() - t0, 1)
+        probe = out / "retrained"
+        report["retrain"] = _retrain(captured, probe, epochs)
+        reload = _ReloadWhenDone(out / "live", probe, out / "load", reload_after)
+        t0 = time.monotonic()
+        second = _serve(app.url, reqs[before:], concurrency, "after (reload during)", reload)
+        report["after_s"] = round(time.monotonic() - t0, 1)
+        report["reload"] = reload.summary()
+        report["failed"] = [r.to_dict() for r in [*first, *second] if not r.ok]
+        report["online"] = _online_by_version(len(reqs) + 64)
+    (out / "online.json").write_text(json.dumps(report, indent=2) + "\n")
+    _print(report)
+
+
+class _ReloadWhenDone:
+    """Counts finished requests; after `n`, points the watched symlink at the new probe and
+    times how long until every replica reports running it."""
+
+    def __init__(self, link: Path, probe: Path, load_dir: Path, n: int) -> None:
+        self.link, self.probe, self.load_dir, self.n = link, probe, load_dir, n
+        self.done = 0
+        self.thread: threading.Thread | None = None
+        self.seconds: float | None = None
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.done == self.n and self.thread is None:
+            self.link.symlink_to(self.probe.resolve(), target_is_directory=True)
+            self.thread = threading.Thread(target=self._wait_swapped, daemon=True)
+            self.thread.start()
+
+    def _wait_swapped(self) -> None:
+        from trail.predict.probe import ProbeBundle
+
+        t0, version = time.monotonic(), ProbeBundle.load(self.probe).version
+        while time.monotonic() - t0 < 120:
+            stats = [json.loads(p.read_text()) for p in self.load_dir.glob("*.replica.json")]
+            if stats and all(s.get("probe_version") == version for s in stats):
+                self.seconds = round(time.monotonic() - t0, 2)
+                return
+            time.sleep(0.2)
+
+    def summary(self) -> dict[str, Any]:
+        if self.thread is not None:
+            self.thread.join(timeout=130)
+        return {"after_finished": self.n, "seconds_until_all_replicas_swapped": self.seconds}
+
+
+def _serve(url: str, reqs: list, concurrency: int, label: str, on_done=None) -> list:  # noqa: ANN001
+    from trail.bench.client import make_body
+    from trail.bench.load import closed_loop
+
+    def body(r: Any) -> dict[str, Any]:
+        return make_body(r, "smollm2", mode="natural")
+
+    records = asyncio.run(closed_loop(url, reqs, concurrency, body, label=label, on_done=on_done))
+    failed = sum(not r.ok for r in records)
+    typer.echo(f"{label}: {len(records)} requests, {failed} failed")
+    return records
+
+
+def _retrain(captured: Path, probe: Path, epochs: int) -> dict[str, Any]:
+    """The CLI itself (a subprocess), so the run exercises exactly what a user runs."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "trail.cli", "train", "probe", "--from-served", str(captured)]
+    cmd += ["--out", str(probe), "--epochs", str(epochs)]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, check=False)
+    result = json.loads((captured / "retrain.json").read_text())
+    result["seconds"] = round(time.monotonic() - t0, 1)
+    if proc.returncode != 0:
+        raise typer.Exit(f"retraining refused or failed: {result.get('verdict')}")
+    return result
+
+
+def _online_by_version(n: int) -> dict[str, Any]:
+    """online_accuracy of the Redis records, grouped by the probe version that refined them."""
+    from trail.serve.redis_host import resolve_redis_url
+    from trail.store import StoreReader, online_accuracy
+
+    reader = StoreReader.from_url(resolve_redis_url(None))
+    groups: dict[str, list] = {}
+    for record in reader.recent(n):
+        groups.setdefault(record.get("probe_version") or "none", []).append(record)
+    return {version: online_accuracy(group) for version, group in groups.items()}
+
+
+def _print(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="online accuracy by probe version (Redis records)")
+    for col in ("probe", "requests", "refined MAE", "refined τ", "initial MAE", "initial τ"):
+        table.add_column(col, justify="right")
+    for version, acc in report["online"].items():
+        cells = [acc.get(k) for k in ("refined_mae", "refined_tau", "initial_mae", "initial_tau")]
+        table.add_row(version, str(acc["n_requests"]), *[_fmt(c) for c in cells])
+    console = Console()
+    console.print(table)
+    console.print(f"retrain: {report['retrain']['verdict']}; reload: {report['reload']}")
+    console.print(f"failed requests: {len(report['failed'])}")
+
+
+def _fmt(x: Any) -> str:
+    return "-" if x is None else f"{x:.3f}" if abs(x) < 1 else f"{x:.1f}"
