@@ -111,6 +111,35 @@ PREDICTOR = [
     ),
 ]
 
+REFINED = '{replica=~"$replica", phase="refined"}'
+ONLINE = [
+    PanelSpec(
+        "Online MAE by probe version",
+        "Mean |predicted - true remaining| of the refined predictions, by the probe version that "
+        "made them: a hot-reloaded probe (online learning) shows as a new series.",
+        (Query(_mean("trail_prediction_abs_error_tokens", "predictor", REFINED), "{{predictor}}"),),
+        unit="none",
+        width=8,
+    ),
+    PanelSpec(
+        "Online Kendall tau by probe version",
+        "Rank agreement of the end-of-prefill prediction with the true length over each "
+        "version's last 256 finished requests (what shortest-first ordering uses).",
+        (Query(f"max by (predictor) (trail_online_kendall_tau{R})", "{{predictor}}"),),
+        unit="none",
+        width=8,
+    ),
+    PanelSpec(
+        "Captured rows by outcome",
+        "Hidden-state rows of sampled served requests: written, or dropped (writer queue "
+        "full, disk quota spent). Dropping never blocks a step.",
+        (Query(_rate("trail_capture_rows_total", "outcome"), "{{outcome}}"),),
+        unit="ops",
+        width=8,
+        stacked=True,
+    ),
+]
+
 STORE = [
     PanelSpec(
         "Redis writes by kind",
@@ -238,6 +267,7 @@ def scheduling_dashboard() -> Dashboard:
             ("Load per replica", LOAD),
             ("Preemption and fairness", FAIRNESS),
             ("Length predictor", PREDICTOR),
+            ("Online learning", ONLINE),
             ("Prediction store (Redis)", STORE),
             ("Router", ROUTER),
         ],

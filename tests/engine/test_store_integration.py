@@ -44,9 +44,13 @@ def test_scheduler_writes_complete_records(tiny_path, known_probe, run_scenario)
         records = [reader.get(f"s{i}") for i in range(len(texts))]
         keys = redis.client().keys("*")
 
+    from trail.predict.probe import ProbeBundle
+
+    version = ProbeBundle.load(known_probe).version
     for rec, text in zip(records, texts, strict=True):
         assert rec is not None
         assert rec["replica"] == "r0" and rec["policy"] == "trail"
+        assert rec["probe_version"] == version  # the probe that refined it (hot reload)
         assert rec["true_length"] == N_OUT and rec["finish_reason"] == "length"
         assert rec["prompt_tokens"] == len(chat_prompt_ids(tok, text))
         assert rec["arrival_ts"] <= rec["first_token_ts"] <= rec["finish_ts"]

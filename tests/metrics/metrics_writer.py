@@ -17,7 +17,7 @@ from trail.metrics import definitions as m
 
 
 def write_all(replica: str, remaining: float) -> None:
-    r = ReplicaMetrics(replica, policy="trail")
+    r = ReplicaMetrics(replica, policy="trail", probe_version="v1")
     r.set_queues(running=3, waiting=2)
     r.set_predicted_remaining(remaining)
     r.preempted("policy")
@@ -32,6 +32,14 @@ def write_all(replica: str, remaining: float) -> None:
         trajectory=[(10, 25.0)],
         probe_version="v1",
     )
+    for n in range(8):  # enough finished requests for the version's online Kendall tau
+        r.request_finished(
+            true_length=10 + n,
+            finish_reason="stop",
+            initial_expected=None,
+            trajectory=[(0, 12.0 + n)],
+            probe_version="v1",
+        )
     router_decision("trail", replica)
     router_view("trail", replica, remaining)
     for kind in m.STORE_EVENT_KINDS:

@@ -39,8 +39,12 @@ def test_counters_sum_and_live_gauges_follow_live_processes(tmp_path):
                     (("phase", "refined"), ("predictor", "v1"), ("replica", "r1")),
                 )
             ]
-            == 2.0
+            == 2 * 9  # two writers, each 1 + 8 refined points
         )
+        assert (
+            abs(got[("trail_online_kendall_tau", (("predictor", "v1"), ("replica", "r1")))] - 1.0)
+            < 1e-9
+        )  # the most recent writer's window: predictions ranked exactly as the lengths
     finally:
         finish(a)
     assert remaining(tmp_path, "r1") == 50.0  # a's clean exit removed its live gauge

@@ -90,6 +90,8 @@ def test_every_trail_metric_in_a_query_is_defined_and_every_brief_metric_is_show
         "trail_probe_calls",
         "trail_probe_seconds",
         "trail_prediction_abs_error_tokens",
+        "trail_online_kendall_tau",
+        "trail_capture_rows",
         "trail_aged_requests",
         "trail_starvation_promotions",
         "trail_store_writes",

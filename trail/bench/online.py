@@ -128,7 +128,8 @@ def _retrain(captured: Path, probe: Path, epochs: int) -> dict[str, Any]:
     result = json.loads((captured / "retrain.json").read_text())
     result["seconds"] = round(time.monotonic() - t0, 1)
     if proc.returncode != 0:
-        raise typer.Exit(f"retraining refused or failed: {result.get('verdict')}")
+        typer.echo(f"retraining refused or failed: {result.get('verdict')}", err=True)
+        raise typer.Exit(1)
     return result
 
 

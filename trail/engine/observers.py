@@ -23,7 +23,8 @@ class SchedulerObserver:
             self.store = PredictionStore(cfg.redis_url, store_distributions=cfg.store_distributions)
         from trail.metrics import ReplicaMetrics
 
-        self.metrics = ReplicaMetrics(cfg.replica, cfg.policy)
+        probe = cfg.probe_bundle
+        self.metrics = ReplicaMetrics(cfg.replica, cfg.policy, probe and probe.version)
 
     def arrival(self, t: Tracked, request: Any) -> None:
         self.log.arrival(t)

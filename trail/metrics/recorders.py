@@ -21,7 +21,9 @@ def _bounded(value: str, allowed: tuple[str, ...]) -> str:
 class ReplicaMetrics:
     """Metrics of one replica's TRAIL scheduler (lives in the EngineCore process)."""
 
-    def __init__(self, replica: str, policy: str | None = None) -> None:
+    def __init__(
+        self, replica: str, policy: str | None = None, probe_version: str | None = None
+    ) -> None:
         self.replica = replica
         self._remaining = d.PREDICTED_REMAINING_TOKENS.labels(replica=replica)
         self._running = d.QUEUE_REQUESTS.labels(replica=replica, state="running")
@@ -36,6 +38,10 @@ class ReplicaMetrics:
             d.PREEMPTIONS.labels(replica=replica, reason=reason)
             d.RECOMPUTED_TOKENS.labels(replica=replica, reason=reason)
         d.PREDICTION_ABS_ERROR_TOKENS.labels(replica=replica, phase="initial", predictor="prompt")
+        for outcome in d.CAPTURE_OUTCOMES:
+            d.CAPTURE_ROWS.labels(replica=replica, outcome=outcome)
+        if probe_version is not None:  # NaN until enough requests have finished: not yet known
+            d.ONLINE_KENDALL_TAU.labels(replica=replica, predictor=probe_version).set(float("nan"))
         self._first: dict[str, deque[tuple[float, float]]] = {}  # version -> (pred, true)
 
     def set_queues(self, *, running: int, waiting: int) -> None:

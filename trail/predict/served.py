@@ -66,7 +66,9 @@ def load_served(folder: Path, layer: int) -> ServedRows:
         raise ValueError(f"captures hold layers {layers}, the probe needs layer {layer}")
     axis = layers.index(layer)
     captures, labels = read_captures(folder), read_labels(folder)
-    vectors, steps, remaining, room, request, ids, lengths = [], [], [], [], [], [], []
+    vectors: list[np.ndarray] = []
+    steps, remaining, room, request, lengths = [], [], [], [], []  # type: ignore[var-annotated]
+    ids: list[str] = []
     for rid in sorted(labels):
         label = labels[rid]
         if label.get("finish_reason") not in FINISHED or rid not in captures:
@@ -134,7 +136,9 @@ def retrain(current: ProbeBundle, data: ServedRows, recipe: Recipe) -> ProbeBund
     (xt, yt), (xv, yv) = xy("train"), xy("val")
     if len(xt) == 0 or len(xv) == 0:
         raise ValueError("too few finished captured requests to train and validate")
-    width = current.probe.net[0].out_features
+    first = current.probe.net[0]
+    assert isinstance(first, torch.nn.Linear)
+    width = first.out_features  # the MLP's hidden width, kept
     model = ProbeMLP(xt.shape[1], current.bins.k, width)
     res = train_classifier(model, xt, yt, xv, yv, current.bins, recipe, progress=True)
     card = {
@@ -146,6 +150,7 @@ def retrain(current: ProbeBundle, data: ServedRows, recipe: Recipe) -> ProbeBund
         "best_epoch": res.best_epoch,
         "val_mae": round(res.val_mae, 4),
     }
+    assert isinstance(res.model, ProbeMLP)
     return ProbeBundle(
         res.model, current.layer, current.bins, card, positional=current.positional, cap=current.cap
     )

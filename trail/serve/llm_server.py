@@ -150,8 +150,8 @@ class LLMServer:
         """Stream one request; if the caller goes away, the request is aborted in the engine."""
         self.inflight[req.request_id] = Inflight(req.work_tokens, req.predicted_tokens, time.time())
         finished = False
-        captured = self.capture is not None and self.capture.sampled(req.request_id)
-        params = self._params(req, self.capture.extra(req.request_id) if captured else None)
+        capture = self.capture if self.capture and self.capture.sampled(req.request_id) else None
+        params = self._params(req, capture.extra(req.request_id) if capture else None)
         try:
             yield Chunk(replica=self.name)
             n = 0
@@ -161,8 +161,8 @@ class LLMServer:
                 comp = out.outputs[0]
                 n += len(comp.token_ids)
                 finished = out.finished
-                if finished and captured:
-                    self.capture.label(req, n, comp.finish_reason, self.probe_version)
+                if finished and capture is not None:
+                    capture.label(req, n, comp.finish_reason, self.probe_version)
                 yield Chunk(
                     text=comp.text,
                     completion_tokens=n,
