@@ -8,6 +8,7 @@ Real Ray Serve, two tiny-model engines (`trail`, the known random probe), a real
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from trail.engine.sink import capture_stats
 from trail.metrics import render_latest
 from trail.predict.bins import LengthBins
 from trail.predict.probe import ProbeBundle, ProbeMLP
+from trail.predict.prompt import PromptPredictor
 from trail.predict.served import load_served
 from trail.serve.capture import read_labels
 from trail.store import StoreReader
@@ -41,6 +43,7 @@ def online_app(tiny_path) -> Iterator[tuple[ServeStack, Path]]:  # noqa: ARG001
         args["engine"]["trail"] = {"policy": "trail", "probe_path": str(probe)}
         args["capture"] = {"fraction": 1.0, "every": 2, "dir": str(folder / "captured")}
         args["probe_watch"] = str(folder / "live")
+        args["prompt_watch"] = str(folder / "live-prompt")
         args["probe_watch_s"] = 0.3
 
     with running_app(trail_with_capture, ingress={"max_inflight": 32}) as stack:
@@ -130,16 +133,51 @@ def test_an_incompatible_probe_is_refused_and_serving_goes_on(online_app):
     assert [r.status_code for r in responses] == [200] * 4
 
 
+def natural(url: str, texts: list[str]) -> list[httpx.Response]:
+    """Requests without ignore_eos, so the ingress runs its prompt predictor on them."""
+    with httpx.Client(timeout=120) as client:
+        return [client.post(url + CHAT, json=chat(t, max_tokens=12)) for t in texts]
+
+
 def test_every_finished_request_was_captured_with_its_label(online_app):
     stack, root = online_app
     wait_idle(stack.load_dir)
+    ids = [
+        r.headers["x-trail-request-id"] for r in natural(stack.url, ["hi", "why is the sky blue?"])
+    ]
     folder = root / "captured"
+    assert wait_for(lambda: set(ids) <= set(read_labels(folder)), 10)
     labels = read_labels(folder)
-    assert len(labels) >= 24  # every request of the tests above (fraction 1.0)
-    assert {x["finish_reason"] for x in labels.values()} == {"length"}
+    assert len(labels) >= 26  # every request of the tests above (fraction 1.0)
+    assert {x["finish_reason"] for x in labels.values()} <= {"length", "stop"}
+    prompts = read_labels(folder, "prompts")  # the ingress's embeddings of the same requests
+    assert set(ids) <= set(prompts) and len(prompts[ids[0]]["embedding"]) == 384
     stats = capture_stats(folder)
     assert stats["rows_written"] > 0 and stats["dropped_queue"] == stats["dropped_quota"] == 0
     assert wait_for(lambda: len(load_served(folder, layer=1).ids) == len(labels), 10)
     data = load_served(folder, layer=1)
     assert set(data.steps) >= {0, 2, 4}  # prefill, then every 2nd position
     assert torch.as_tensor(data.vectors).abs().sum() > 0
+
+
+def test_a_retrained_prompt_head_is_swapped_into_the_ingress(online_app, tmp_path):
+    stack, root = online_app
+    shipped = PromptPredictor.load()
+    before = [r.headers["x-trail-request-id"] for r in natural(stack.url, ["hello there"])]
+    assert wait_for(lambda: record(stack, before[0]).get("prompt_version") == shipped.version, 10)
+    head = copy.deepcopy(shipped.head)
+    with torch.no_grad():
+        head.net[-1].bias += torch.arange(head.net[-1].bias.numel(), dtype=torch.float32)
+    new = PromptPredictor(head, shipped.bins, {"note": "test"}, shipped.adapter)
+    new.save(root / "prompt-b")
+    (root / "live-prompt").symlink_to(root / "prompt-b")
+
+    def swapped() -> bool:
+        rid = natural(stack.url, ["hello again"])[0].headers["x-trail-request-id"]
+        return wait_for(lambda: record(stack, rid).get("prompt_version") == new.version, 5)
+
+    assert wait_for(swapped, 30, interval_s=0.5)
+
+
+def record(stack: ServeStack, request_id: str) -> dict:
+    return StoreReader.from_url(stack.redis.url).get(request_id) or {}

@@ -2,12 +2,13 @@
 
 1. The Serve app (TRAIL, capture on) serves `--before` requests of traffic unlike the
    training data: ShareGPT follow-up turns sent alone (the predictors saw only first turns).
-2. `trail train probe --from-served` retrains the probe on the captured rows and labels and
-   refuses it unless its held-out MAE beats the shipped probe's.
-3. While `--after` fresh requests of the same kind are being served, the new probe is hot
-   reloaded (the replicas watch a symlink, `probe_watch`; no restart); every request must
-   succeed.
-4. Online MAE and Kendall tau before vs after, from the Redis records, by probe version.
+2. `trail train probe --from-served` and `trail train prompt --from-served` retrain the probe
+   and the prompt head on what was captured; each is refused unless its held-out MAE beats the
+   shipped one's.
+3. While `--after` fresh requests of the same kind are being served, the new predictors are
+   hot reloaded (the replicas and the ingress watch symlinks, `probe_watch` / `prompt_watch`;
+   no restart); every request must succeed.
+4. Online MAE and Kendall tau before vs after, from the Redis records, by predictor version.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import typer
 
 
 def online(
-    before: int = typer.Option(500, help="requests served by the shipped probe (captured)"),
-    after: int = typer.Option(200, help="fresh requests; the new probe is loaded during them"),
+    before: int = typer.Option(500, help="requests served by the shipped predictors (captured)"),
+    after: int = typer.Option(200, help="fresh requests; the new predictors load during them"),
     cap: int = typer.Option(512, help="max_tokens of every request (natural greedy lengths)"),
     concurrency: int = typer.Option(16, help="closed-loop clients (= the engine's batch)"),
     reload_after: int = typer.Option(16, help="reload once this many fresh requests finished"),
@@ -32,7 +33,7 @@ def online(
     seed: int = typer.Option(0, help="prompt order"),
     out: Path = typer.Option(Path("runs/online")),
 ) -> None:
-    """Serve shifted traffic, retrain the probe from it, hot-reload it, measure before/after."""
+    """Serve shifted traffic, retrain the predictors from it, hot-reload them, measure."""
     from transformers import AutoTokenizer
 
     from trail.bench.app import AppLauncher, app_args
@@ -49,16 +50,20 @@ def online(
     args = app_args("trail", max_num_seqs=concurrency)
     args["capture"] = {"fraction": 1.0, "every": 4, "dir": str(captured)}
     args["load_dir"] = str(out / "load")
-    args["probe_watch"] = str(out / "live")  # a symlink, pointed at the new probe below
+    # symlinks, pointed at the retrained predictors below
+    args["probe_watch"], args["prompt_watch"] = str(out / "live"), str(out / "live-prompt")
     report: dict[str, Any] = {"settings": {"before": before, "after": after, "cap": cap}}
     with AppLauncher() as app:
         app.deploy(args)
         t0 = time.monotonic()
-        first = _serve(app.url, reqs[:before], concurrency, "before (shipped probe)")
+        first = _serve(app.url, reqs[:before], concurrency, "before (shipped predictors)")
         report["before_s"] = round(time.monotonic() - t0, 1)
-        probe = out / "retrained"
-        report["retrain"] = _retrain(captured, probe, epochs)
-        reload = _ReloadWhenDone(out / "live", probe, out / "load", reload_after)
+        links = {}
+        for kind, link in (("probe", "live"), ("prompt", "live-prompt")):
+            report[f"retrain_{kind}"] = _retrain(kind, captured, out / f"retrained-{kind}", epochs)
+            if report[f"retrain_{kind}"]["shipped"]:
+                links[out / link] = out / f"retrained-{kind}"
+        reload = _ReloadWhenDone(links, out / "retrained-probe", out / "load", reload_after)
         t0 = time.monotonic()
         second = _serve(app.url, reqs[before:], concurrency, "after (reload during)", reload)
         report["after_s"] = round(time.monotonic() - t0, 1)
@@ -70,11 +75,11 @@ def online(
 
 
 class _ReloadWhenDone:
-    """Counts finished requests; after `n`, points the watched symlink at the new probe and
-    times how long until every replica reports running it."""
+    """Counts finished requests; after `n`, points the watched symlinks at the new predictors
+    and times how long until every replica reports running the new probe."""
 
-    def __init__(self, link: Path, probe: Path, load_dir: Path, n: int) -> None:
-        self.link, self.probe, self.load_dir, self.n = link, probe, load_dir, n
+    def __init__(self, links: dict[Path, Path], probe: Path, load_dir: Path, n: int) -> None:
+        self.links, self.probe, self.load_dir, self.n = links, probe, load_dir, n
         self.done = 0
         self.thread: threading.Thread | None = None
         self.seconds: float | None = None
@@ -82,13 +87,16 @@ class _ReloadWhenDone:
     def __call__(self) -> None:
         self.done += 1
         if self.done == self.n and self.thread is None:
-            self.link.symlink_to(self.probe.resolve(), target_is_directory=True)
+            for link, target in self.links.items():
+                link.symlink_to(target.resolve(), target_is_directory=True)
             self.thread = threading.Thread(target=self._wait_swapped, daemon=True)
             self.thread.start()
 
     def _wait_swapped(self) -> None:
         from trail.predict.probe import ProbeBundle
 
+        if self.probe.resolve() not in {t.resolve() for t in self.links.values()}:
+            return  # the probe was refused: nothing to wait for
         t0, version = time.monotonic(), ProbeBundle.load(self.probe).version
         while time.monotonic() - t0 < 120:
             stats = [json.loads(p.read_text()) for p in self.load_dir.glob("*.replica.json")]
@@ -100,7 +108,8 @@ class _ReloadWhenDone:
     def summary(self) -> dict[str, Any]:
         if self.thread is not None:
             self.thread.join(timeout=130)
-        return {"after_finished": self.n, "seconds_until_all_replicas_swapped": self.seconds}
+        linked = [str(t) for t in self.links.values()]
+        return {"after_finished": self.n, "linked": linked, "probe_swapped_s": self.seconds}
 
 
 def _serve(url: str, reqs: list, concurrency: int, label: str, on_done=None) -> list:  # noqa: ANN001
@@ -116,49 +125,54 @@ def _serve(url: str, reqs: list, concurrency: int, label: str, on_done=None) -> 
     return records
 
 
-def _retrain(captured: Path, probe: Path, epochs: int) -> dict[str, Any]:
-    """The CLI itself (a subprocess), so the run exercises exactly what a user runs."""
+def _retrain(kind: str, captured: Path, out: Path, epochs: int) -> dict[str, Any]:
+    """The CLI itself (a subprocess), so the run exercises exactly what a user runs; a refusal
+    is an outcome, not an error."""
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "trail.cli", "train", "probe", "--from-served", str(captured)]
-    cmd += ["--out", str(probe), "--epochs", str(epochs)]
+    cmd = [sys.executable, "-m", "trail.cli", "train", kind, "--from-served", str(captured)]
+    cmd += ["--out", str(out), "--epochs", str(epochs)]
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, check=False)
-    result = json.loads((captured / "retrain.json").read_text())
+    subprocess.run(cmd, check=False)
+    name = "retrain.json" if kind == "probe" else "retrain-prompt.json"
+    result = json.loads((captured / name).read_text())
     result["seconds"] = round(time.monotonic() - t0, 1)
-    if proc.returncode != 0:
-        typer.echo(f"retraining refused or failed: {result.get('verdict')}", err=True)
-        raise typer.Exit(1)
     return result
 
 
 def _online_by_version(n: int) -> dict[str, Any]:
-    """online_accuracy of the Redis records, grouped by the probe version that refined them."""
+    """online_accuracy of the Redis records: refined by the probe version that made them,
+    initial by the prompt head's version."""
     from trail.serve.redis_host import resolve_redis_url
     from trail.store import StoreReader, online_accuracy
 
-    reader = StoreReader.from_url(resolve_redis_url(None))
-    groups: dict[str, list] = {}
-    for record in reader.recent(n):
-        groups.setdefault(record.get("probe_version") or "none", []).append(record)
-    return {version: online_accuracy(group) for version, group in groups.items()}
+    records = StoreReader.from_url(resolve_redis_url(None)).recent(n)
+    out: dict[str, Any] = {}
+    for field in ("probe_version", "prompt_version"):
+        groups: dict[str, list] = {}
+        for record in records:
+            groups.setdefault(record.get(field) or "none", []).append(record)
+        out[field] = {version: online_accuracy(group) for version, group in groups.items()}
+    return out
 
 
 def _print(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="online accuracy by probe version (Redis records)")
-    for col in ("probe", "requests", "refined MAE", "refined τ", "initial MAE", "initial τ"):
-        table.add_column(col, justify="right")
-    for version, acc in report["online"].items():
-        cells = [acc.get(k) for k in ("refined_mae", "refined_tau", "initial_mae", "initial_tau")]
-        table.add_row(version, str(acc["n_requests"]), *[_fmt(c) for c in cells])
     console = Console()
-    console.print(table)
-    console.print(f"retrain: {report['retrain']['verdict']}; reload: {report['reload']}")
-    console.print(f"failed requests: {len(report['failed'])}")
+    for field, keys in (("probe_version", "refined"), ("prompt_version", "initial")):
+        table = Table(title=f"online {keys} accuracy by {field} (Redis records)")
+        for col in (field, "requests", f"{keys} MAE", f"{keys} τ"):
+            table.add_column(col, justify="right")
+        for version, acc in report["online"][field].items():
+            cells = [_fmt(acc.get(f"{keys}_mae")), _fmt(acc.get(f"{keys}_tau"))]
+            table.add_row(version, str(acc["n_requests"]), *cells)
+        console.print(table)
+    for kind in ("probe", "prompt"):
+        console.print(f"retrain {kind}: {report[f'retrain_{kind}']['verdict']}")
+    console.print(f"reload: {report['reload']}; failed requests: {len(report['failed'])}")
 
 
 def _fmt(x: Any) -> str:

@@ -42,6 +42,7 @@ class SchedulerObserver:
                 initial_dist=t.initial_dist,
                 initial_expected=t.length.initial_pred,
                 ts=time.time(),
+                prompt_version=t.prompt_version,
             )
 
     def first_token(self, t: Tracked) -> None:
@@ -83,6 +84,7 @@ class SchedulerObserver:
             initial_expected=t.length.initial_pred,
             trajectory=t.trajectory,
             probe_version=t.probe_version,
+            prompt_version=t.prompt_version,
         )
         if self.store is not None:
             self.store.finished(

@@ -20,6 +20,7 @@ class Tracked:
     initial_dist: list[float] | None = None
     trajectory: list[tuple[int, float]] = field(default_factory=list)
     probe_version: str | None = None  # of the latest probe output in the posterior
+    prompt_version: str | None = None  # of the ingress's prompt head that made initial_dist
 
 
 def initial_from_request(
@@ -50,4 +51,10 @@ def initial_from_request(
         waiting_since=arrival,
     )
     posterior = np.asarray(dist) if dist is not None and len(dist) == bins.k else None
-    return Tracked(length=state, posterior=posterior, initial_dist=dist)
+    version = extra.get("prompt_version")
+    return Tracked(
+        length=state,
+        posterior=posterior,
+        initial_dist=dist,
+        prompt_version=None if version is None else str(version),
+    )

@@ -72,7 +72,7 @@ PREDICTION_ABS_ERROR_TOKENS = Histogram(
     "trail_prediction_abs_error_tokens",
     "Online absolute error of length predictions vs the true length, observed at finish "
     "(initial: prompt prediction of the total; refined: each trajectory point's remaining); "
-    "predictor: `prompt` for initial, the probe's version for refined (hot reload changes it).",
+    "predictor: the prompt head's version for initial (`prompt` if unknown), the probe's for refined.",
     ["replica", "phase", "predictor"],
     registry=None,
     buckets=TOKEN_ERROR_BUCKETS,

@@ -82,6 +82,7 @@ class ReplicaMetrics:
         initial_expected: float | None,
         trajectory: Sequence[tuple[int, float]] = (),
         probe_version: str | None = None,
+        prompt_version: str | None = None,
     ) -> None:
         """Observe a finished request's errors: initial vs total, each (step, remaining) point
         (labelled by the probe version), and the version's online Kendall tau."""
@@ -89,7 +90,9 @@ class ReplicaMetrics:
             replica=self.replica, finish_reason=_bounded(finish_reason, d.FINISH_REASONS)
         ).inc()
         if initial_expected is not None:
-            self.prediction_error("initial", initial_expected, true_length)
+            self.prediction_error(
+                "initial", initial_expected, true_length, prompt_version or "prompt"
+            )
         version = probe_version or "none"
         for step, expected_remaining in trajectory:
             self.prediction_error("refined", expected_remaining, true_length - step, version)

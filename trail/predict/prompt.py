@@ -155,6 +155,20 @@ class PromptPredictor:
     def expected(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(self.bins.expected(self.predict_dist(texts)))
 
+    def embed_and_dist(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per text: (the head's input embedding, its bin distribution) — the embedding is what
+        served-traffic capture keeps to retrain the head (never the text)."""
+        emb = self.encoder.encode(texts)
+        return list(zip(emb, self.dist_from_embeddings(emb), strict=True))
+
+    @property
+    def version(self) -> str:
+        """Content hash of the head's weights: the label of its predictions in records."""
+        import hashlib
+
+        raw = b"".join(v.numpy().tobytes() for v in self.head.state_dict().values())
+        return hashlib.sha256(raw).hexdigest()[:10]
+
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.head.state_dict(), directory / "head.pt")

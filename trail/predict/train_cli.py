@@ -105,7 +105,7 @@ def probe(
 def _retrain_served(folder: Path, current: Path, out: Path, epochs: int, seed: int) -> None:
     """Train on the served train split; ship to `out` only if held-out MAE beats `current`."""
     from trail.predict.probe import ProbeBundle
-    from trail.predict.served import evaluate, load_served, retrain, verdict
+    from trail.predict.served import evaluate, load_served, retrain
     from trail.predict.train import Recipe
 
     t0 = time.monotonic()
@@ -115,19 +115,38 @@ def _retrain_served(folder: Path, current: Path, out: Path, epochs: int, seed: i
     typer.echo(f"{len(data.ids)} finished captured requests {counts}, {len(data.steps)} rows")
     new = retrain(old, data, Recipe(epochs, seed=seed))
     table = evaluate({"current": old, "retrained": new}, data)
+    table["train_seconds"] = round(time.monotonic() - t0, 1)
+    new.card["eval_served"] = table
+    _ship_or_refuse(folder / "retrain.json", table, current, out, new.save)
+
+
+def _retrain_prompt_served(folder: Path, current: Path, out: Path, recipe) -> None:  # noqa: ANN001
+    from trail.predict.prompt import PromptPredictor
+    from trail.predict.served_prompt import evaluate, load_served_prompts, retrain
+
+    old = PromptPredictor.load(current)
+    data = load_served_prompts(folder)
+    typer.echo(f"{len(data.lengths)} finished requests with a captured prompt embedding")
+    new = retrain(old, data, recipe)
+    table = evaluate({"current": old, "retrained": new}, data)
+    _ship_or_refuse(folder / "retrain-prompt.json", table, current, out, new.save)
+
+
+def _ship_or_refuse(report_path: Path, table: dict, current: Path, out: Path, save) -> None:  # noqa: ANN001
+    """Write the held-out table; save the new predictor only if its MAE beats the current's."""
+    from trail.predict.served import verdict
+
     ok, why = verdict(table)
     report = {"current": str(current), "out": str(out), "shipped": ok, "verdict": why, **table}
-    report["train_seconds"] = round(time.monotonic() - t0, 1)
-    (folder / "retrain.json").write_text(json.dumps(report, indent=2) + "\n")
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
     for name in ("constant", "current", "retrained"):
         row = table[name]
         typer.echo(f"{name:>9}: held-out MAE {row['mae']:7.1f}  tau {row['kendall_tau']:.3f}")
     if not ok:
         typer.echo(why, err=True)
         raise typer.Exit(1)
-    new.card["eval_served"] = table
-    new.save(out)
-    typer.echo(f"{why}; version {new.version} -> {out}")
+    save(out)
+    typer.echo(f"{why} -> {out}")
 
 
 def _card(root: Path, data, seed: int, val: float, test: float, epoch: int, secs: float) -> dict:  # noqa: ANN001, PLR0913
@@ -186,17 +205,36 @@ OBJECTIVES = {"bins": 0.0, "bins+pairwise": 1.0}  # rank_weight of each compared
 def prompt(  # noqa: PLR0913
     k: int = typer.Option(10, help="Number of bins (must match the probe's)"),
     profile: Path = typer.Option(None, help="Profile folder (default: trail profile's)"),
-    out: Path = typer.Option(ASSETS / "prompt", help="Where to write prompt.json + head.pt"),
+    out: Path = typer.Option(
+        None,
+        help="Where to write prompt.json + head.pt (default: the shipped predictor's "
+        "folder; with --from-served, DIR/retrained-prompt)",
+    ),
     lr: float = typer.Option(0.001, help="Frozen-encoder head: AdamW learning rate"),
     epochs: int = typer.Option(30, help="Frozen-encoder head: epochs"),
     finetune: bool = typer.Option(True, help="Also fine-tune MiniLM end to end (LoRA)"),
     ft_epochs: int = typer.Option(3, help="Fine-tuning epochs"),
     ft_lr: float = typer.Option(5e-4, help="Fine-tuning peak learning rate (one-cycle)"),
     seed: int = typer.Option(0),
+    from_served: Path = typer.Option(
+        None, exists=True, file_okay=False, help="Retrain the head from captured served traffic"
+    ),
+    current: Path = typer.Option(
+        ASSETS / "prompt", help="With --from-served: the predictor it must beat (bins, encoder)"
+    ),
 ) -> None:
     """MiniLM + MLP head over the probe's bins, labels = total output length. Bin
     cross-entropy vs cross-entropy + pairwise ranking, each with the encoder frozen and then
-    fine-tuned end to end from that head; the best by validation Kendall tau ships."""
+    fine-tuned end to end from that head; the best by validation Kendall tau ships.
+    With --from-served: a new head on captured served traffic, shipped only if better."""
+    if from_served is not None:
+        from trail.predict.train import Recipe
+
+        recipe = Recipe(epochs, lr=lr, seed=seed, select="tau")
+        out = out or from_served / "retrained-prompt"
+        _retrain_prompt_served(from_served, current, out, recipe)
+        return
+    out = out or ASSETS / "prompt"
     from trail.predict.datasets import choose_bins, profile_cap
     from trail.predict.metrics import kendall_tau
     from trail.predict.shards import load_profile

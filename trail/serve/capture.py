@@ -1,12 +1,14 @@
-"""The replica's half of served-traffic capture: which requests are captured, and their labels.
+"""The Serve side of served-traffic capture: which requests are captured, labels, embeddings.
 
 The worker writes the hidden-state rows of a sampled request (trail/engine/sink.py); the true
-length is only known here, when the request finishes, so the replica appends one label line
-per captured request. A request that never finishes (client gone, aborted) gets no label and
-its rows are ignored by training. The prompt text is never written.
+length is only known in the replica, when the request finishes, so it appends one label line
+per captured request. The ingress, which runs the prompt predictor, appends the head's input
+embedding of the same requests (the same stable sample). A request that never finishes (client
+gone, aborted) gets no label and is ignored by training. The prompt text is never written.
 
-  <dir>/labels/<replica>.jsonl  {"id", "length", "finish_reason", "max_tokens",
-                                 "prompt_tokens", "probe_version", "ts"}
+  <dir>/labels/<replica>.jsonl   {"id", "length", "finish_reason", "max_tokens",
+                                  "prompt_tokens", "probe_version", "ts"}
+  <dir>/prompts/<ingress>.jsonl  {"id", "embedding": [384 floats], "prompt_version"}
 """
 
 from __future__ import annotations
@@ -34,15 +36,23 @@ def sampled(request_id: str, fraction: float) -> bool:
 class ServedCapture:
     fraction: float
     every: int
-    labels: Path
+    folder: Path
+    name: str  # this replica's or ingress's: one file each, no two writers share one
 
     @classmethod
-    def from_config(cls, cfg: ServeConfig, replica: str) -> ServedCapture | None:
+    def from_config(cls, cfg: ServeConfig, name: str) -> ServedCapture | None:
         if cfg.capture.fraction <= 0 or cfg.engine.trail is None:
             return None
-        labels = Path(cfg.capture_dir()) / "labels" / f"{replica}.jsonl"
-        labels.parent.mkdir(parents=True, exist_ok=True)
-        return cls(cfg.capture.fraction, cfg.capture.every, labels)
+        return cls(cfg.capture.fraction, cfg.capture.every, Path(cfg.capture_dir()), name)
+
+    @property
+    def labels(self) -> Path:
+        return self.folder / "labels" / f"{self.name}.jsonl"
+
+    def _append(self, path: Path, row: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
 
     def sampled(self, request_id: str) -> bool:
         return sampled(request_id, self.fraction)
@@ -63,14 +73,18 @@ class ServedCapture:
             "probe_version": probe_version,
             "ts": time.time(),
         }
-        with self.labels.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        self._append(self.labels, row)
+
+    def prompt(self, request_id: str, embedding: list[float], version: str | None) -> None:
+        row = {"id": request_id, "embedding": embedding, "prompt_version": version}
+        self._append(self.folder / "prompts" / f"{self.name}.jsonl", row)
 
 
-def read_labels(folder: str | Path) -> dict[str, dict[str, Any]]:
-    """Every label line under <folder>/labels, by capture id (a torn last line is skipped)."""
+def read_labels(folder: str | Path, kind: str = "labels") -> dict[str, dict[str, Any]]:
+    """Every line under <folder>/<kind> (labels or prompts), by request id; a torn last line
+    is skipped."""
     out: dict[str, dict[str, Any]] = {}
-    for path in sorted((Path(folder) / "labels").glob("*.jsonl")):
+    for path in sorted((Path(folder) / kind).glob("*.jsonl")):
         for line in path.read_text().splitlines():
             try:
                 row = json.loads(line)

@@ -111,7 +111,12 @@ class ServeConfig(BaseModel):
         description="a probe folder (or a symlink to one) every replica polls: a new probe "
         "there is swapped in without a restart; re-point the symlink to roll back",
     )
-    probe_watch_s: float = Field(2.0, gt=0, description="how often replicas look at probe_watch")
+    prompt_watch: str | None = Field(
+        None, description="likewise for the ingress's prompt head (same bins and encoder)"
+    )
+    probe_watch_s: float = Field(
+        2.0, gt=0, description="how often replicas / ingress look at probe_watch / prompt_watch"
+    )
 
     model_config = {"extra": "forbid"}
 

@@ -24,6 +24,7 @@ from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from trail.serve.capture import ServedCapture
 from trail.serve.config import ServeConfig
 from trail.serve.errors import OpenAIError, overloaded, replica_failed
 from trail.serve.openapi import (
@@ -34,7 +35,7 @@ from trail.serve.openapi import (
     ModelList,
     route_doc,
 )
-from trail.serve.prediction import InitialPredictor
+from trail.serve.prediction import InitialPredictor, watch_head
 from trail.serve.protocol import Chunk, EngineRequest
 from trail.serve.records import read_record
 from trail.serve.schemas import (
@@ -117,6 +118,9 @@ class Ingress:
         # tokenizer is not safe for concurrent calls)
         self.tokenize_pool = ThreadPoolExecutor(1, thread_name_prefix="tokenize")
         self.name = serve.get_replica_context().replica_id.unique_id  # x-trail-ingress
+        self.capture = ServedCapture.from_config(self.cfg, self.name)
+        if self.cfg.prompt_watch and self.predictor.available:
+            watch_head(self.predictor, self.cfg.prompt_watch, self.cfg.probe_watch_s)
 
     def _default_prediction(self) -> float:
         trail = self.cfg.engine.trail
@@ -228,6 +232,10 @@ class Ingress:
             trail["initial_dist"] = pred.dist
         if true_len is not None:
             trail["true_len"] = true_len
+        if pred.version is not None:
+            trail["prompt_version"] = pred.version
+        if self.capture and pred.embedding is not None and self.capture.sampled(rid):
+            self.capture.prompt(rid, pred.embedding, pred.version)
         return EngineRequest(
             request_id=rid,
             prompt_token_ids=prepared.prompt_token_ids,

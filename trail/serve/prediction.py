@@ -10,7 +10,10 @@ shipped, requests carry no distribution and the engine uses its default.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +27,8 @@ logger = logging.getLogger(__name__)
 class InitialPrediction:
     expected: float
     dist: list[float] | None = None
+    embedding: list[float] | None = None  # the head's input (kept only for captured requests)
+    version: str | None = None  # of the prompt head that predicted
 
 
 class Batcher:
@@ -67,7 +72,9 @@ class InitialPredictor:
     def __init__(self, path: str | None, default_prediction: float) -> None:
         self.default_prediction = default_prediction
         self.predictor = self._load(path)
-        self.batcher = Batcher(self.predictor.predict_dist) if self.predictor else None
+        self.batcher = Batcher(self.predictor.embed_and_dist) if self.predictor else None
+        self.version = self.predictor.version if self.predictor else None
+        self.reload_error: str | None = None
 
     @staticmethod
     def _load(path: str | None) -> Any | None:
@@ -95,7 +102,56 @@ class InitialPredictor:
         if self.predictor is None:
             return InitialPrediction(expected=min(self.default_prediction, float(cap)))
         assert self.batcher is not None
-        dist = await self.batcher(text)
+        emb, dist = await self.batcher(text)
         row = [float(x) for x in dist]
         expected = float(self.predictor.bins.expected(dist))
-        return InitialPrediction(expected=min(expected, float(cap)), dist=row)
+        return InitialPrediction(
+            expected=min(expected, float(cap)),
+            dist=row,
+            embedding=[round(float(x), 5) for x in emb],
+            version=self.version,
+        )
+
+    def swap_head(self, path: str) -> str:
+        """Hot reload: a retrained head over the same bins and encoder replaces the running one
+        (the engine's posterior starts from this distribution, so the bins must not change)."""
+        from trail.predict.prompt import PromptPredictor
+
+        if self.predictor is None:
+            raise ValueError("this ingress runs no prompt predictor")
+        new = PromptPredictor.load(path)
+        if new.bins.to_list() != self.predictor.bins.to_list():
+            raise ValueError("prompt head bins differ from the running predictor's")
+        same_encoder = (new.adapter is None) == (self.predictor.adapter is None)
+        if not same_encoder or new.max_seq_length != self.predictor.max_seq_length:
+            raise ValueError("prompt predictor has another encoder: needs a restart")
+        self.predictor.head = new.head  # the batcher reads it on its next batch
+        self.version = self.predictor.version
+        return self.version
+
+
+def watch_head(predictor: InitialPredictor, path: str, every_s: float) -> threading.Thread:
+    """Poll `path` on a daemon thread; a head whose weights differ is swapped in. A version
+    that failed is not retried until the weights at `path` change again."""
+
+    def loop() -> None:
+        seen: str | None = None
+        while True:
+            time.sleep(every_s)
+            try:
+                stamp = hashlib.sha256((Path(path) / "head.pt").read_bytes()).hexdigest()
+            except OSError:  # not there (yet), or being re-pointed
+                continue
+            if stamp == seen:
+                continue
+            seen = stamp
+            try:
+                version = predictor.swap_head(path)
+                logger.info("prompt head %s from %s", version, path)
+            except Exception as err:  # noqa: BLE001 - the running head keeps serving
+                predictor.reload_error = f"{path}: {err}"
+                logger.error("prompt head reload refused: %s", predictor.reload_error)
+
+    thread = threading.Thread(target=loop, name="prompt-watch", daemon=True)
+    thread.start()
+    return thread

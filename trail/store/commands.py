@@ -44,6 +44,8 @@ def _arrival_fields(request_id: str, p: dict[str, Any]) -> dict[str, str]:
     }
     if p.get("max_tokens") is not None:
         fields["max_tokens"] = str(int(p["max_tokens"]))
+    if p.get("prompt_version"):
+        fields["prompt_version"] = str(p["prompt_version"])
     if p.get("initial_dist") is not None:
         fields["initial_dist"] = json.dumps(_floats(p["initial_dist"]))
     return fields

@@ -45,6 +45,7 @@ class RequestRecord(BaseModel):
     true_length: int | None = None
     finish_reason: str | None = None
     probe_version: str | None = None  # the probe whose outputs made the refined predictions
+    prompt_version: str | None = None  # the ingress's prompt head that made initial_expected
     n_preemptions: int = 0
     trajectory: list[TrajectoryPoint] = Field(default_factory=list)
     preemptions: list[Preemption] = Field(default_factory=list)

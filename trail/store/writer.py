@@ -74,8 +74,10 @@ class PredictionStore(StoreReader):
         initial_expected: float,
         ts: float,
         max_tokens: int | None = None,
+        prompt_version: str | None = None,
     ) -> None:
         payload = {
+            "prompt_version": prompt_version,
             "max_tokens": max_tokens,
             "replica": replica,
             "policy": policy,
