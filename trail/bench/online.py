@@ -133,10 +133,15 @@ def _retrain(kind: str, captured: Path, out: Path, epochs: int) -> dict[str, Any
 
     cmd = [sys.executable, "-m", "trail.cli", "train", kind, "--from-served", str(captured)]
     cmd += ["--out", str(out), "--epochs", str(epochs)]
+    report = captured / ("retrain.json" if kind == "probe" else "retrain-prompt.json")
+    report.unlink(missing_ok=True)
     t0 = time.monotonic()
-    subprocess.run(cmd, check=False)
-    name = "retrain.json" if kind == "probe" else "retrain-prompt.json"
-    result = json.loads((captured / name).read_text())
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    typer.echo(proc.stdout + proc.stderr[-2000:])
+    if not report.exists():  # it failed before judging (e.g. too few requests)
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return {"shipped": False, "verdict": f"failed: {tail}"}
+    result = json.loads(report.read_text())
     result["seconds"] = round(time.monotonic() - t0, 1)
     return result
 
