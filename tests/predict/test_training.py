@@ -58,3 +58,20 @@ def test_bundle_round_trip(tmp_path) -> None:  # noqa: ANN001
     x = torch.randn(3, 12)
     assert loaded.layer == 5 and loaded.bins == bins and loaded.card["test_mae"] == 1.0
     torch.testing.assert_close(loaded.probe.probs(x), probe.probs(x))
+
+
+def test_warm_start_is_the_same_function_on_standardised_inputs():
+    """Fine-tuning a shipped (folded) model starts from exactly what it computes."""
+    import numpy as np
+    import torch
+
+    from trail.predict.probe import ProbeMLP
+    from trail.predict.train import Standardiser, warm_start
+
+    torch.manual_seed(0)
+    model = ProbeMLP(6, 4)
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(50, 6)).astype(np.float32)
+    warm = warm_start(model, x)
+    s = Standardiser.fit(torch.as_tensor(x))
+    with torch.no_grad():
+        assert torch.allclose(warm(s(torch.as_tensor(x))), model(torch.as_tensor(x)), atol=1e-4)

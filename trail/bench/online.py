@@ -70,8 +70,75 @@ def online(
         report["reload"] = reload.summary()
         report["failed"] = [r.to_dict() for r in [*first, *second] if not r.ok]
         report["online"] = _online_by_version(len(reqs) + 64)
+    finish_report(report, out, before)
+
+
+def finish_report(report: dict[str, Any], out: Path, before: int) -> None:
+    """The constant beside each phase (the phases serve different requests), JSON, PNG."""
+    report["constant_by_phase"] = constant_by_phase(out / "captured", before)
     (out / "online.json").write_text(json.dumps(report, indent=2) + "\n")
+    _plot(report, out / "online.png")
     _print(report)
+
+
+def constant_by_phase(captured: Path, before: int) -> dict[str, float]:
+    """MAE of the best constant (median remaining at g of the first phase's lengths, capped by
+    max_tokens) at every captured position, per phase: how hard each phase's requests are."""
+    import numpy as np
+
+    from trail.engine.sink import read_captures
+    from trail.predict.metrics import ConstantBaseline
+    from trail.serve.capture import read_labels
+
+    rows = sorted(read_labels(captured).values(), key=lambda r: r["ts"])
+    phases = {"before": rows[:before], "after": rows[before:]}
+    constant = ConstantBaseline(np.array([r["length"] for r in phases["before"]]))
+    caps = read_captures(captured)
+    out = {}
+    for name, group in phases.items():
+        g, true, room = [], [], []
+        for r in group:
+            for step in caps.get(r["id"], {}):
+                if step < r["length"]:
+                    (
+                        g.append(step),
+                        true.append(r["length"] - step),
+                        room.append(r["max_tokens"] - step),
+                    )
+        pred = np.minimum(constant.at(np.array(g)), np.array(room))
+        out[name] = round(float(np.abs(pred - np.array(true)).mean()), 2) if g else float("nan")
+    return out
+
+
+def _plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    probes = list(report["online"]["probe_version"].items())[::-1]  # oldest first
+    const = report["constant_by_phase"]
+    labels = ["before (shipped)", "after (retrained)"][: len(probes)]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = range(len(probes))
+    ax.bar(
+        [x - 0.2 for x in xs], [a["refined_mae"] for _, a in probes], 0.4, label="refined (online)"
+    )
+    ax.bar(
+        [x + 0.2 for x in xs],
+        [const["before"], const["after"]][: len(probes)],
+        0.4,
+        label="best constant",
+    )
+    ax.set_xticks(
+        list(xs), [f"{lab}\nprobe {v}" for lab, (v, _) in zip(labels, probes, strict=True)]
+    )
+    ax.set_ylabel("MAE of remaining length (tokens)")
+    ax.set_title("Online learning on ShareGPT follow-up turns")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 class _ReloadWhenDone:

@@ -20,7 +20,7 @@ import torch
 
 from trail.predict.metrics import ConstantBaseline, kendall_tau, mae, report
 from trail.predict.probe import ProbeBundle, ProbeMLP
-from trail.predict.train import Recipe, train_classifier
+from trail.predict.train import Recipe, fresh_or_finetuned
 
 FINISHED = ("stop", "length")
 
@@ -126,7 +126,8 @@ def evaluate(bundles: dict[str, ProbeBundle], data: ServedRows, split: str = "te
 
 
 def retrain(current: ProbeBundle, data: ServedRows, recipe: Recipe) -> ProbeBundle:
-    """A new probe on the served train split (val split picks the epoch), same layer and bins."""
+    """A new probe on the served train split, same layer and bins: trained fresh or fine-tuned
+    from the current probe, whichever is better on the val split (which also picks the epoch)."""
 
     def xy(split: str) -> tuple[np.ndarray, np.ndarray]:
         rows = data.rows(split)
@@ -139,8 +140,8 @@ def retrain(current: ProbeBundle, data: ServedRows, recipe: Recipe) -> ProbeBund
     first = current.probe.net[0]
     assert isinstance(first, torch.nn.Linear)
     width = first.out_features  # the MLP's hidden width, kept
-    model = ProbeMLP(xt.shape[1], current.bins.k, width)
-    res = train_classifier(model, xt, yt, xv, yv, current.bins, recipe, progress=True)
+    fresh = ProbeMLP(xt.shape[1], current.bins.k, width)
+    res, choice = fresh_or_finetuned(fresh, current.probe, (xt, yt, xv, yv), current.bins, recipe)
     card = {
         **{k: v for k, v in current.card.items() if k in ("served", "train_bin_rate", "model")},
         "data": "captured served traffic (trail train probe --from-served)",
@@ -149,6 +150,7 @@ def retrain(current: ProbeBundle, data: ServedRows, recipe: Recipe) -> ProbeBund
         "rows": {s: len(data.rows(s)) for s in ("train", "val", "test")},
         "best_epoch": res.best_epoch,
         "val_mae": round(res.val_mae, 4),
+        "candidates": choice,
     }
     assert isinstance(res.model, ProbeMLP)
     return ProbeBundle(

@@ -17,7 +17,7 @@ import numpy as np
 from trail.predict.metrics import kendall_tau, mae
 from trail.predict.prompt import PromptHead, PromptPredictor
 from trail.predict.served import FINISHED, split_of
-from trail.predict.train import Recipe, train_classifier
+from trail.predict.train import Recipe, fresh_or_finetuned
 
 
 @dataclass
@@ -70,15 +70,17 @@ def evaluate(heads: dict[str, PromptPredictor], data: ServedPrompts, split: str 
 
 
 def retrain(current: PromptPredictor, data: ServedPrompts, recipe: Recipe) -> PromptPredictor:
-    """A new head on the served train split (the val split picks the epoch by Kendall tau)."""
+    """A new head on the served train split, fresh or fine-tuned from the current head, the
+    better by validation Kendall tau (which also picks the epoch)."""
     (xt, xv) = (data.embeddings[data.rows(s)] for s in ("train", "val"))
     (yt, yv) = (data.lengths[data.rows(s)] for s in ("train", "val"))
     if len(xt) == 0 or len(xv) == 0:
         raise ValueError("too few finished captured requests to train and validate")
     first = current.head.net[0]
     assert hasattr(first, "out_features")
-    head = PromptHead(xt.shape[1], current.bins.k, int(first.out_features))
-    res = train_classifier(head, xt, yt, xv, yv, current.bins, recipe, progress=True)
+    fresh = PromptHead(xt.shape[1], current.bins.k, int(first.out_features))
+    data4 = (xt, yt, xv, yv)
+    res, choice = fresh_or_finetuned(fresh, current.head, data4, current.bins, recipe)
     assert isinstance(res.model, PromptHead)
     card = {
         "data": "captured served traffic (trail train prompt --from-served)",
@@ -86,5 +88,6 @@ def retrain(current: PromptPredictor, data: ServedPrompts, recipe: Recipe) -> Pr
         "requests": {s: len(data.rows(s)) for s in ("train", "val", "test")},
         "best_epoch": res.best_epoch,
         "val_tau": round(res.val_tau, 4),
+        "candidates": choice,
     }
     return PromptPredictor(res.model, current.bins, card, current.adapter, current.max_seq_length)

@@ -66,6 +66,43 @@ def fold_standardiser(linear: nn.Linear, s: Standardiser) -> None:
         linear.weight.copy_(w)
 
 
+def warm_start(model: nn.Module, x_train: np.ndarray) -> nn.Module:
+    """A copy of a shipped (folded) model that train_classifier can fine-tune: its first Linear
+    re-expressed on the inputs standardised as train_classifier will standardise x_train
+    (W x + b == (W s) z + (b + W m) for z = (x - m) / s); training folds it back."""
+    warm = copy.deepcopy(model)
+    s = Standardiser.fit(torch.as_tensor(x_train, dtype=torch.float32))
+    linear = next(m for m in warm.modules() if isinstance(m, nn.Linear))
+    with torch.no_grad():
+        linear.bias += linear.weight @ s.mean
+        linear.weight.mul_(s.std)
+    return warm
+
+
+def fresh_or_finetuned(
+    fresh: nn.Module,
+    current: nn.Module,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    bins: LengthBins,
+    recipe: Recipe,
+) -> tuple[TrainResult, dict[str, float]]:
+    """Two candidates on a small new dataset: a model trained from scratch, and the current
+    one fine-tuned from its weights (a tenth of the learning rate) — which keeps what it
+    learned from a larger dataset. The better on validation (recipe.select) wins."""
+    xt, yt, xv, yv = data
+    from dataclasses import replace
+
+    runs = {
+        "fresh": train_classifier(fresh, xt, yt, xv, yv, bins, recipe),
+        "finetuned": train_classifier(
+            warm_start(current, xt), xt, yt, xv, yv, bins, replace(recipe, lr=recipe.lr / 10)
+        ),
+    }
+    score = {k: (-r.val_tau if recipe.select == "tau" else r.val_mae) for k, r in runs.items()}
+    best = min(score, key=score.get)  # type: ignore[arg-type]
+    return runs[best], {"chosen": best, **{f"val_{k}": round(v, 4) for k, v in score.items()}}
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
