@@ -96,17 +96,18 @@ def constant_by_phase(captured: Path, before: int) -> dict[str, float]:
     caps = read_captures(captured)
     out = {}
     for name, group in phases.items():
-        g, true, room = [], [], []
-        for r in group:
-            for step in caps.get(r["id"], {}):
-                if step < r["length"]:
-                    (
-                        g.append(step),
-                        true.append(r["length"] - step),
-                        room.append(r["max_tokens"] - step),
-                    )
-        pred = np.minimum(constant.at(np.array(g)), np.array(room))
-        out[name] = round(float(np.abs(pred - np.array(true)).mean()), 2) if g else float("nan")
+        points = [
+            (step, r["length"] - step, r["max_tokens"] - step)
+            for r in group
+            for step in caps.get(r["id"], {})
+            if step < r["length"]
+        ]
+        if not points:
+            out[name] = float("nan")
+            continue
+        g, true, room = (np.array(col) for col in zip(*points, strict=True))
+        pred = np.minimum(constant.at(g), room)
+        out[name] = round(float(np.abs(pred - true).mean()), 2)
     return out
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 from trail.predict.metrics import kendall_tau, mae
 from trail.predict.prompt import PromptHead, PromptPredictor
@@ -77,8 +78,8 @@ def retrain(current: PromptPredictor, data: ServedPrompts, recipe: Recipe) -> Pr
     if len(xt) == 0 or len(xv) == 0:
         raise ValueError("too few finished captured requests to train and validate")
     first = current.head.net[0]
-    assert hasattr(first, "out_features")
-    fresh = PromptHead(xt.shape[1], current.bins.k, int(first.out_features))
+    assert isinstance(first, nn.Linear)
+    fresh = PromptHead(xt.shape[1], current.bins.k, first.out_features)
     data4 = (xt, yt, xv, yv)
     res, choice = fresh_or_finetuned(fresh, current.head, data4, current.bins, recipe)
     assert isinstance(res.model, PromptHead)
