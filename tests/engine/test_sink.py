@@ -75,3 +75,16 @@ def test_the_quota_bounds_the_disk_and_counts_what_it_refused(tmp_path):
     assert (stats["rows_written"], stats["dropped_quota"]) == (3, 7)
     assert sum(p.stat().st_size for p in tmp_path.glob("*.bin")) <= 3 * row_bytes
     assert sorted(read_captures(tmp_path)["a"]) == [0, 1, 2]
+
+
+def test_a_failing_disk_drops_and_counts_and_close_still_returns(tmp_path):
+    class BrokenFile(SlowFile):
+        def write(self, data):  # noqa: ANN001, ANN201
+            raise OSError(28, "No space left on device")
+
+    sink = CaptureSink(tmp_path, layers=[3], hidden=H, queue_rows=8)
+    sink._bin = BrokenFile(sink._bin, 0.0)
+    for g in range(5):
+        sink.write(rows("a", g))
+    sink.close()  # must not hang on a writer that hit errors
+    assert sink.stats["dropped_error"] == 5 and sink.stats["rows_written"] == 0

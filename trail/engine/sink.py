@@ -8,7 +8,7 @@ writes append-only raw files:
   <dir>/<pid>.json        {"layers": [...], "hidden": H, "dtype": "float16"}
   <dir>/<pid>.bin         rows of [len(layers), H] float16, in write order
   <dir>/<pid>.idx         one line per row: "<capture id>\\t<generated>"  (written after its row)
-  <dir>/<pid>.stats.json  rows written / dropped (queue full, over quota), bytes on disk
+  <dir>/<pid>.stats.json  rows written / dropped (queue full, over quota, write error), bytes
 
 A request is captured if its SamplingParams.extra_args["trail"] holds a `capture_id`; its rows
 are those with generated % capture_every == 0 (generated 0 = the last prompt token).
@@ -55,7 +55,7 @@ class CaptureSink:
         self._idx: IO[str] = open(self.stem.with_suffix(".idx"), "a")  # noqa: SIM115
         self.quota_bytes = quota_bytes
         self._on_count = on_count or (lambda outcome, n: None)
-        self.stats = {"rows_written": 0, "dropped_queue": 0, "dropped_quota": 0}
+        self.stats = {"rows_written": 0, "dropped_queue": 0, "dropped_quota": 0, "dropped_error": 0}
         self.stats["bytes"] = self._bin.tell()
         self._queue: queue.Queue | None = None
         if queue_rows > 0:
@@ -92,6 +92,8 @@ class CaptureSink:
                 if item is None:
                     return
                 self._append(*item)
+            except OSError:  # disk full, folder gone: drop and count, keep draining
+                self._count("dropped_error", len(item[1]))
             finally:
                 self._queue.task_done()
 
@@ -121,7 +123,8 @@ class CaptureSink:
 
 def capture_stats(folder: str | Path) -> dict[str, int]:
     """The sinks' counters summed over every worker that wrote to this folder."""
-    total = {"rows_written": 0, "dropped_queue": 0, "dropped_quota": 0, "bytes": 0}
+    total = {"rows_written": 0, "dropped_queue": 0, "dropped_quota": 0, "dropped_error": 0}
+    total["bytes"] = 0
     for path in Path(folder).glob("*.stats.json"):
         try:
             stats = json.loads(path.read_text())

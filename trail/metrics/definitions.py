@@ -20,7 +20,7 @@ FLUSH_SECONDS_BUCKETS = (5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25,
 PREEMPTION_REASONS = ("policy", "kv_pressure", "starvation")
 QUEUE_STATES = ("running", "waiting")
 ERROR_PHASES = ("initial", "refined")
-CAPTURE_OUTCOMES = ("written", "dropped_queue", "dropped_quota")
+CAPTURE_OUTCOMES = ("written", "dropped_queue", "dropped_quota", "dropped_error")
 ONLINE_WINDOW = 256
 STORE_EVENT_KINDS = ("arrival", "step", "preempted", "first_token", "finished")
 STORE_DROP_REASONS = ("queue_full", "redis_down", "redis_error", "invalid")
@@ -107,7 +107,7 @@ ONLINE_KENDALL_TAU = Gauge(
 CAPTURE_ROWS = Counter(
     "trail_capture_rows",
     "Hidden-state rows of sampled served requests (online learning): written, or dropped "
-    "because the writer's queue was full or the disk quota spent.",
+    "because the writer's queue was full, the disk quota spent or a write failed.",
     ["replica", "outcome"],
     registry=None,
 )
