@@ -57,7 +57,9 @@ class TrailConfig(BaseModel):
         None, description="worker-side sink for the rows of requests that ask for capture"
     )
     capture_quota_mb: float | None = Field(
-        None, gt=0, description="disk quota of the sink; rows past it are dropped and counted"
+        None,
+        gt=0,
+        description="disk quota of this worker's rows; past it they are dropped and counted",
     )
     capture_queue_rows: int = Field(
         0,

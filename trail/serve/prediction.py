@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 class InitialPrediction:
     expected: float
     dist: list[float] | None = None
-    embedding: list[float] | None = None  # the head's input (kept only for captured requests)
+    embedding: Any = None  # the head's input (np.ndarray), written only for captured requests
     version: str | None = None  # of the prompt head that predicted
 
 
@@ -108,7 +108,7 @@ class InitialPredictor:
         return InitialPrediction(
             expected=min(expected, float(cap)),
             dist=row,
-            embedding=[round(float(x), 5) for x in emb],
+            embedding=emb,
             version=self.version,
         )
 
