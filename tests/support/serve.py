@@ -25,6 +25,7 @@ def tiny_args(load_dir: Path, **over: Any) -> dict[str, Any]:
     """A two-replica tiny-model app: the smallest real engines (1 GiB KV, eager)."""
     args: dict[str, Any] = {
         "served_model_name": "tiny",
+        "openai_args": ["--enable-auto-tool-choice", "--tool-call-parser", "pythonic"],
         "engine": {
             "model": "tiny",
             "dtype": "float32",

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from trail.serve.config import ServeConfig
-from trail.serve.protocol import EngineRequest
 
 
 def sampled(request_id: str, fraction: float) -> bool:
@@ -62,14 +61,20 @@ class ServedCapture:
         return {"capture_id": request_id, "capture_every": self.every}
 
     def label(
-        self, req: EngineRequest, length: int, finish_reason: Any, probe_version: str | None
+        self,
+        request_id: str,
+        length: int,
+        finish_reason: Any,
+        max_tokens: int | None,
+        prompt_tokens: int,
+        probe_version: str | None,
     ) -> None:
         row = {
-            "id": req.request_id,
+            "id": request_id,
             "length": length,
             "finish_reason": None if finish_reason is None else str(finish_reason),
-            "max_tokens": req.sampling.get("max_tokens"),
-            "prompt_tokens": len(req.prompt_token_ids),
+            "max_tokens": max_tokens,
+            "prompt_tokens": prompt_tokens,
             "probe_version": probe_version,
             "ts": time.time(),
         }

@@ -97,6 +97,12 @@ class ServeConfig(BaseModel):
     """The application: engine + TRAIL settings, replicas, router, ingress, observability."""
 
     served_model_name: str = Field("smollm2", description="the `model` clients must send")
+    openai_args: list[str] = Field(
+        default_factory=list,
+        description="extra `vllm serve` flags for vLLM's OpenAI layer in each replica, e.g. "
+        '["--enable-auto-tool-choice", "--tool-call-parser", "hermes"] or ["--chat-template", '
+        "PATH]",
+    )
     engine: EngineConfig = Field(default_factory=EngineConfig)
     replicas: ReplicaConfig = Field(default_factory=ReplicaConfig)
     router: RouterConfig = Field(default_factory=RouterConfig)

@@ -1,6 +1,7 @@
 """LLMServer: one Serve replica hosting vLLM's AsyncLLM with the TRAIL scheduler.
 
-It streams `Chunk`s back through the handle and publishes its predicted remaining work through
+It answers OpenAI calls through vLLM's own serving layer (trail/serve/openai_layer.py), streams
+the answer back through the handle, and publishes its predicted remaining work through
 `record_routing_stats`, which the LeastWorkRouter reads as `replica.routing_stats`.
 """
 
@@ -25,7 +26,9 @@ from trail.engine.load import read_load
 from trail.policy.route import remaining_hist
 from trail.serve.capture import ServedCapture
 from trail.serve.config import LiveConfig, ServeConfig
-from trail.serve.protocol import Chunk, EngineRequest
+from trail.serve.openai_layer import answer, build_state, frontend_args
+from trail.serve.protocol import GENERATES, Accepted, OpenAICall, Reply
+from trail.serve.tracked_engine import TrackedEngine
 
 logger = logging.getLogger("ray.serve")
 LOAD_MAX_AGE_S = 2.0  # an older EngineLoad no longer describes a busy engine
@@ -91,6 +94,9 @@ class LLMServer:
         self.ready_s = time.time() - self.started_at
         self.capture = ServedCapture.from_config(self.cfg, self.name)
         self.probe_path, self.probe = _started_probe(self.cfg)
+        args = frontend_args(self.cfg.engine.model, self.cfg.served_model_name, self.cfg.openai_args)
+        tracked = TrackedEngine(self.engine, self.capture, lambda: self.probe_version)
+        self.openai_state = await build_state(tracked, args)
         self.reload_error: str | None = None
         if self.cfg.probe_watch and self.probe is not None:
             watch = self._watch_probe(self.cfg.probe_watch, self.cfg.probe_watch_s)
@@ -146,41 +152,20 @@ class LLMServer:
 
         return AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_cfg.engine_kwargs()))
 
-    async def generate(self, req: EngineRequest) -> AsyncIterator[Chunk]:
-        """Stream one request; if the caller goes away, the request is aborted in the engine."""
-        self.inflight[req.request_id] = Inflight(req.work_tokens, req.predicted_tokens, time.time())
-        finished = False
-        capture = self.capture if self.capture and self.capture.sampled(req.request_id) else None
-        params = self._params(req, capture.extra(req.request_id) if capture else None)
+    async def openai(self, call: OpenAICall) -> AsyncIterator[Accepted | Reply | str]:
+        """Answer one OpenAI call through vLLM's handler. The first item says which replica
+        took it; if the caller goes away, the generation is aborted in the engine (vLLM's
+        generate() aborts when its consumer is cancelled)."""
+        if call.route in GENERATES:
+            self.inflight[call.request_id] = Inflight(
+                call.work_tokens, call.predicted_tokens, time.time()
+            )
         try:
-            yield Chunk(replica=self.name)
-            n = 0
-            async for out in self.engine.generate(
-                {"prompt_token_ids": req.prompt_token_ids}, params, req.request_id
-            ):
-                comp = out.outputs[0]
-                n += len(comp.token_ids)
-                finished = out.finished
-                if finished and capture is not None:
-                    capture.label(req, n, comp.finish_reason, self.probe_version)
-                yield Chunk(
-                    text=comp.text,
-                    completion_tokens=n,
-                    finish_reason=comp.finish_reason if finished else None,
-                )
+            yield Accepted(self.name)
+            async for item in answer(self.openai_state, call):
+                yield item
         finally:
-            self.inflight.pop(req.request_id, None)
-            if not finished:
-                await self.engine.abort(req.request_id)
-
-    @staticmethod
-    def _params(req: EngineRequest, capture: dict[str, Any] | None = None) -> Any:
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
-        trail = {**(req.trail or {}), **(capture or {})}
-        extra = {"trail": trail} if trail else None
-        return SamplingParams(**req.sampling, output_kind=RequestOutputKind.DELTA, extra_args=extra)
+            self.inflight.pop(call.request_id, None)
 
     def record_routing_stats(self) -> dict[str, Any]:
         """Predicted remaining work (engine snapshot + requests it does not show yet)."""

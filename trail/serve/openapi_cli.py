@@ -1,7 +1,7 @@
 """Write (or --check) docs/openapi.json from the live ingress app.
 
-Kept apart from trail/serve/openapi.py, which the ingress imports: the spec needs the app, the
-app needs the descriptions, and a module may not need itself.
+The request and response schemas are vLLM's own protocol models, as FastAPI derives them from
+the ingress's routes.
 """
 
 from __future__ import annotations

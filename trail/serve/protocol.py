@@ -1,26 +1,27 @@
 """What the ingress sends an LLM replica, and what the replica streams back.
 
-The request carries its own predicted work (`work_tokens`) so that the RequestRouter, which
-sees only the call's arguments, can count what it dispatched before the replica reports it.
+The ingress forwards vLLM's own request model (validated by the same pydantic classes
+`vllm serve` uses) inside an `OpenAICall` that also carries the predicted work, so that the
+RequestRouter, which sees only the call's arguments, can count what it dispatched before the
+replica reports it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Route = Literal["chat", "completion", "tokenize", "detokenize", "models"]
+GENERATES: frozenset[str] = frozenset({"chat", "completion"})
 
 
 @dataclass
-class EngineRequest:
-    request_id: str
-    prompt_token_ids: list[int]
-    sampling: dict[str, Any]  # SamplingParams keyword arguments
-    trail: dict[str, Any] = field(default_factory=dict)  # extra_args["trail"] for the scheduler
-    predicted_tokens: float = 0.0  # expected output tokens (capped by max_tokens)
-
-    @property
-    def prompt_tokens(self) -> int:
-        return len(self.prompt_token_ids)
+class OpenAICall:
+    route: Route
+    request: Any = None  # vLLM's protocol model (ChatCompletionRequest, ...); None for models
+    request_id: str = ""  # the response's id ("chatcmpl-..."), also the record key
+    prompt_tokens: int = 0
+    predicted_tokens: float = 0.0  # expected output tokens, summed over the n choices
 
     @property
     def work_tokens(self) -> float:
@@ -29,18 +30,25 @@ class EngineRequest:
 
 
 @dataclass
-class Chunk:
-    """One streamed piece: the first has only `replica` set (sent on acceptance)."""
+class Accepted:
+    """The first item of every answer: which replica took the call."""
 
-    replica: str = ""
-    text: str = ""
-    completion_tokens: int = 0  # cumulative
-    finish_reason: str | None = None
+    replica: str
 
 
-def request_from_call(args: list[Any], kwargs: dict[str, Any]) -> EngineRequest | None:
-    """The EngineRequest of a handle call, wherever it was passed."""
+@dataclass
+class Reply:
+    """A whole answer (vLLM's response or error body and its status); a streamed answer is a
+    sequence of SSE strings instead, exactly as vLLM's handlers produce them."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def request_from_call(args: list[Any], kwargs: dict[str, Any]) -> OpenAICall | None:
+    """The generating OpenAICall of a handle call, wherever it was passed (tokenize and models
+    calls carry no work and are routed without one)."""
     for value in [*args, *kwargs.values()]:
-        if isinstance(value, EngineRequest):
+        if isinstance(value, OpenAICall) and value.route in GENERATES:
             return value
     return None

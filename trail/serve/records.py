@@ -18,11 +18,11 @@ from trail.store import StoreReader
 async def read_record(redis_url: str | None, request_id: str) -> dict[str, Any]:
     """A request's stored predictions (404 when unknown, 503 when Redis is unreachable)."""
     if not redis_url:
-        raise OpenAIError(503, "no prediction store configured", type="server_error")
+        raise OpenAIError(503, "no prediction store configured")
     try:
         record = await asyncio.to_thread(StoreReader.from_url(redis_url).get, request_id)
     except redis.RedisError as err:
-        raise OpenAIError(503, f"prediction store unreachable: {err}", type="server_error") from err
+        raise OpenAIError(503, f"prediction store unreachable: {err}") from err
     if record is None:
-        raise OpenAIError(404, f"no record for request {request_id}", code="not_found")
+        raise OpenAIError(404, f"no record for request {request_id}")
     return record

@@ -1,0 +1,85 @@
+"""The replica's AsyncLLM as vLLM's OpenAI handlers see it.
+
+vLLM's handlers call `engine_client.generate(...)` once per prompt; everything else they ask for
+(config, renderer, tokenizer, abort) goes straight to the engine. Passing through here is what
+lets a replica keep TRAIL's per-request duties without touching vLLM's serving code: the capture
+settings the worker's sink reads (`extra_args["trail"]`) and the finished request's label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from trail.serve.capture import ServedCapture
+
+
+class TrackedEngine:
+    def __init__(self, engine: Any, capture: ServedCapture | None, probe_version: Any) -> None:
+        self._engine = engine
+        self._capture = capture
+        self._probe_version = probe_version  # a callable: the probe may be swapped meanwhile
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def generate(
+        self, prompt: Any, sampling_params: Any, request_id: str, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        capture = self._capture_for(request_id, sampling_params)
+        if capture is None:
+            async for out in self._engine.generate(
+                prompt, sampling_params, request_id, *args, **kwargs
+            ):
+                yield out
+            return
+        sampling_params = _with_trail(sampling_params, capture.extra(request_id))
+        count = _TokenCount(sampling_params)
+        async for out in self._engine.generate(
+            prompt, sampling_params, request_id, *args, **kwargs
+        ):
+            count.add(out)
+            if out.finished:
+                finish = out.outputs[0].finish_reason
+                capture.label(
+                    request_id,
+                    count.tokens,
+                    finish,
+                    sampling_params.max_tokens,
+                    count.prompt_tokens,
+                    self._probe_version(),
+                )
+            yield out
+
+    def _capture_for(self, request_id: str, params: Any) -> ServedCapture | None:
+        """Captured: a sampled, single-choice generation (the probe rows of n > 1 choices would
+        share one capture id)."""
+        capture = self._capture
+        if capture is None or getattr(params, "n", 1) != 1 or not capture.sampled(request_id):
+            return None
+        return capture
+
+
+def _with_trail(params: Any, extra: dict[str, Any]) -> Any:
+    params = params.clone()
+    args = dict(params.extra_args or {})
+    args["trail"] = {**(args.get("trail") or {}), **extra}
+    params.extra_args = args
+    return params
+
+
+class _TokenCount:
+    """Output tokens so far, whichever output kind the handler asked for (delta or whole)."""
+
+    def __init__(self, params: Any) -> None:
+        from vllm.sampling_params import RequestOutputKind
+
+        self.delta = params.output_kind == RequestOutputKind.DELTA
+        self.tokens = 0
+        self.prompt_tokens = 0
+
+    def add(self, out: Any) -> None:
+        n = len(out.outputs[0].token_ids)
+        self.tokens = self.tokens + n if self.delta else n
+        if out.prompt_token_ids:
+            self.prompt_tokens = len(out.prompt_token_ids)
