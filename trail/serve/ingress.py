@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import logging
 import os
+import pickle
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +28,10 @@ from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 from vllm.entrypoints.openai.completion.protocol import CompletionRequest
+from vllm.entrypoints.serve.exception_handling.handlers.http import http_exception_handler
 from vllm.entrypoints.serve.exception_handling.register import init_exception_handler
 from vllm.entrypoints.serve.tokenize.protocol import DetokenizeRequest, TokenizeRequest
 from vllm.entrypoints.serve.utils.api_utils import validate_json_request
@@ -40,13 +43,21 @@ from trail.serve.guard import Guard, configure
 from trail.serve.prediction import InitialPredictor, watch_head
 from trail.serve.protocol import Accepted, OpenAICall, Reply, Route
 from trail.serve.records import read_record
-from trail.serve.request_facts import RequestFacts, chat_facts, completion_facts, trail_extensions
+from trail.serve.request_facts import (
+    RequestFacts,
+    chat_facts,
+    completion_facts,
+    drop_unknown_fields,
+    trail_extensions,
+)
 
 logger = logging.getLogger("ray.serve")
 api = FastAPI(title="TRAIL-serve", docs_url=None, redoc_url=None)
 api.add_middleware(Guard)
 init_exception_handler(api)  # vLLM's: validation, HTTP and engine errors as `vllm serve` has them
 api.state.args = argparse.Namespace(log_error_stack=False)  # what those handlers read
+# unknown routes and methods too (vllm serve leaves them as Starlette's {"detail": ...})
+api.exception_handler(StarletteHTTPException)(http_exception_handler)
 JSON_BODY = [Depends(validate_json_request)]
 ERRORS = {s: {"description": HTTPStatus(s).phrase} for s in (400, 401, 404, 413, 429, 503)}
 STREAMING = {200: {"content": {"text/event-stream": {}}}, **ERRORS}
@@ -148,6 +159,7 @@ class Ingress:
         as `<response id><first_suffix>` (vLLM numbers a completion's prompts), which is the
         id of its record and capture."""
         ext = trail_extensions(request)
+        drop_unknown_fields(request)
         request.request_id = uuid.uuid4().hex
         engine_id = f"{prefix}-{request.request_id}{first_suffix}"
         loop, max_len = asyncio.get_running_loop(), self.cfg.engine.max_model_len
@@ -217,6 +229,9 @@ class Ingress:
         try:
             gen = self.llm.remote(call)
             first: Accepted = await gen.__anext__()
+        except (pickle.PicklingError, RecursionError):  # e.g. a 500-deep json_schema
+            self.inflight -= 1
+            raise OpenAIError(400, "request is nested too deeply to forward") from None
         except BackPressureError:
             self.inflight -= 1
             raise overloaded(self.cfg.ingress.retry_after_s, "replica queues full") from None

@@ -15,12 +15,14 @@ ignore_eos + max_tokens = true length set it so that no policy sees the length).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from trail.serve.errors import OpenAIError
 
 MAX_TRUE_LEN = 1 << 31
+logger = logging.getLogger("ray.serve")
 
 
 @dataclass
@@ -113,3 +115,13 @@ def trail_extensions(req: Any) -> TrailExtensions:
         msg = "vllm_xargs.trail_use_max_tokens must be true or false"
         raise OpenAIError(400, msg, param="vllm_xargs.trail_use_max_tokens")
     return TrailExtensions(xargs, true_len, use in (True, 1, "true"))
+
+
+def drop_unknown_fields(req: Any) -> None:
+    """vLLM ignores fields its models do not know (it logs them, as we do here); dropping them
+    before the request crosses to a replica keeps junk (say, a 500-deep nested value) off the
+    wire."""
+    extra = req.model_extra
+    if extra:
+        logger.warning("ignored unknown request fields: %s", sorted(extra)[:10])
+        extra.clear()
