@@ -30,4 +30,4 @@ def test_load_command_writes_records_and_summary(monkeypatch: pytest.MonkeyPatch
     assert len(rows) == 4 and all(r["ok"] and r["out_tokens"] == 3 for r in rows)
     summary = json.loads(out.with_suffix(".summary.json").read_text())["summary"]
     assert summary["completed"] == 4 and summary["slo_attainment"] == 1.0
-    assert all(b["ignore_eos"] and b["trail"] == {"true_len": 3} for b in seen)
+    assert all(b["ignore_eos"] and b["vllm_xargs"]["trail_true_len"] == 3 for b in seen)

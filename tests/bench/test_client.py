@@ -28,12 +28,15 @@ def run_send(t: httpx.MockTransport, body: dict | None = None) -> Record:
 def test_bodies_for_both_modes():
     exact = make_body(REQ, "m", mode="exact", send_true_len=True)
     assert exact["max_tokens"] == 3 and exact["ignore_eos"] is True
-    assert exact["trail"] == {"true_len": 3} and exact["stream_options"]["include_usage"]
+    xargs = {"trail_true_len": 3, "trail_use_max_tokens": False}
+    assert exact["vllm_xargs"] == xargs and exact["stream_options"]["include_usage"]
     assert exact["messages"] == [{"role": "user", "content": "Hello?"}]
     blind = make_body(REQ, "m", mode="exact")  # non-oracle: max_tokens must not rank
-    assert blind["trail"] == {"use_max_tokens": False} and blind["max_tokens"] == 3
+    assert blind["vllm_xargs"] == {"trail_use_max_tokens": False} and blind["max_tokens"] == 3
     natural = make_body(REQ, "m", endpoint="completions", mode="natural", max_out=128)
-    assert natural["max_tokens"] == 128 and "ignore_eos" not in natural and "trail" not in natural
+    assert (
+        natural["max_tokens"] == 128 and "ignore_eos" not in natural and "vllm_xargs" not in natural
+    )
     assert natural["prompt"] == "Hello?" and natural["temperature"] == 0.0
 
 

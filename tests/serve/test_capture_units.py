@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from trail.serve.capture import ServedCapture, read_labels, sampled
 from trail.serve.config import ServeConfig
 from trail.serve.llm_server import engine_config_for_replica
-from trail.serve.protocol import EngineRequest
 
 
 def config(tmp_path, fraction: float) -> ServeConfig:
@@ -55,9 +54,8 @@ def test_capture_needs_the_trail_engine():
 def test_a_finished_request_gets_one_label_and_a_torn_line_is_skipped(tmp_path):
     cap = ServedCapture.from_config(config(tmp_path, 1.0), "r1")
     assert cap is not None
-    req = EngineRequest("abc", [1, 2, 3], {"max_tokens": 64})
     assert cap.extra("abc") == {"capture_id": "abc", "capture_every": 4}
-    cap.label(req, 17, "stop", "v1")
+    cap.label("abc", 17, "stop", 64, 3, "v1")
     with cap.labels.open("a") as f:
         f.write('{"id": "torn", "len')  # a replica killed mid-write
     labels = read_labels(tmp_path / "cap")

@@ -56,7 +56,11 @@ def without_empty_examples(value: Any) -> Any:
     """Ray Serve's class ingress adds `"example": {}` to every body and path parameter of the
     FastAPI spec it serves (Ray 2.60); nothing else may differ."""
     if isinstance(value, dict):
-        return {k: without_empty_examples(v) for k, v in value.items() if not (k == "example" and v == {})}
+        return {
+            k: without_empty_examples(v)
+            for k, v in value.items()
+            if not (k == "example" and v == {})
+        }
     if isinstance(value, list):
         return [without_empty_examples(v) for v in value]
     return value
@@ -227,7 +231,12 @@ CASES: list[tuple[str, str, Any, set[int]]] = [
     ("seed=2**70", CHAT, {**BASE, "seed": 2**70}, {400}),
     ("seed=-1", CHAT, {**BASE, "seed": -1}, {200}),
     ("seed=x", CHAT, {**BASE, "seed": "x"}, {400}),
-    ("true_len=1e30", CHAT, {**BASE, "trail": {"true_len": 10**30}}, {400}),
+    ("true_len=1e30", CHAT, {**BASE, "vllm_xargs": {"trail_true_len": 10**30}}, {400}),
+    ("true_len=0", CHAT, {**BASE, "vllm_xargs": {"trail_true_len": 0}}, {400}),
+    ("true_len=string", CHAT, {**BASE, "vllm_xargs": {"trail_true_len": "5"}}, {400}),
+    ("use_max_tokens=maybe", CHAT, {**BASE, "vllm_xargs": {"trail_use_max_tokens": "maybe"}}, {400}),
+    ("xargs-trail-reserved", CHAT, {**BASE, "vllm_xargs": {"trail": 1}}, {400}),
+    ("trail-object-moved", CHAT, {**BASE, "trail": {"true_len": 5}}, {400}),
     ("trail=list", CHAT, {**BASE, "trail": [1]}, {400}),
     ("n=2", CHAT, {**BASE, "n": 2}, VLLM_ACCEPTS),
     ("model=123", CHAT, {**BASE, "model": 123}, {400}),

@@ -81,7 +81,7 @@ def test_served_request_leaves_a_complete_record(serve_app):
     assert [p["step"] for p in rec["trajectory"]] == list(range(10))
     assert "Tell me." not in str(rec)  # prompt text is not stored
     missing = httpx.get(f"{url}/v1/trail/requests/nope", timeout=10)
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == 404
 
 
 @pytest.mark.reliability

@@ -22,7 +22,7 @@ from ray.serve.request_router import PendingRequest
 
 from trail.policy.route import remaining_hist
 from trail.serve.ledger import STALE_AFTER_S, TENTATIVE_S, WorkLedger
-from trail.serve.protocol import EngineRequest
+from trail.serve.protocol import OpenAICall
 from trail.serve.routers import LeastWorkRouter
 
 pytestmark = pytest.mark.serve
@@ -48,7 +48,7 @@ def make_router() -> LeastWorkRouter:
 
 
 def pending(rid: str, predicted: float, prompt: int = 0) -> PendingRequest:
-    request = EngineRequest(rid, list(range(prompt)), {"max_tokens": 512}, {}, predicted)
+    request = OpenAICall("chat", None, rid, prompt_tokens=prompt, predicted_tokens=predicted)
     return PendingRequest([request], {}, RequestMetadata(request_id=rid, internal_request_id=rid))
 
 

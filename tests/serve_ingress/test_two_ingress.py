@@ -2,7 +2,7 @@
 tiny-model engines scheduled by `trail-prompt` — so the work the routers weigh is the ingress's
 *prompt prediction* (the shipped MiniLM predictor), not a length the client gave away.
 
-Requests send `ignore_eos` with `trail.use_max_tokens: false`: every answer really runs
+Requests send `ignore_eos` with `vllm_xargs.trail_use_max_tokens: false`: every answer really runs
 `max_tokens` tokens, yet neither the ingress nor the engine may use that number (issue 16).
 """
 
@@ -44,7 +44,13 @@ def two_ingress(tiny_path) -> Iterator[ServeStack]:  # noqa: ARG001 - the model 
 
 def hidden_length(text: str, n: int, stream: bool = False) -> dict:
     """Runs n tokens, but only the prompt predictor may say how long it will be."""
-    return chat(text, max_tokens=n, ignore_eos=True, stream=stream, trail={"use_max_tokens": False})
+    return chat(
+        text,
+        max_tokens=n,
+        ignore_eos=True,
+        stream=stream,
+        vllm_xargs={"trail_use_max_tokens": False},
+    )
 
 
 def test_both_ingress_replicas_route_and_a_burst_stays_balanced(two_ingress):

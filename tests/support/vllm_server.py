@@ -34,7 +34,7 @@ def vllm_serve(model: Path, served_name: str, *flags: str, timeout_s: float = 24
     argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)]
     argv += ["--served-model-name", served_name, "--host", "127.0.0.1", "--port", str(port)]
     argv += list(flags)
-    log = tempfile.NamedTemporaryFile(prefix="vllm-serve-", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile(prefix="vllm-serve-", suffix=".log", delete=False)  # noqa: SIM115 - outlives this block: the server writes it
     proc = subprocess.Popen(
         argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )

@@ -115,7 +115,7 @@ def load(
     mode: str = typer.Option("exact", help="exact: ignore_eos+max_tokens; natural: greedy"),
     max_out: int = typer.Option(128, help="clip output lengths (natural: the common cap)"),
     endpoint: str = typer.Option("chat", help="chat | completions"),
-    true_len: bool = typer.Option(False, help="send trail.true_len (oracle policy)"),
+    true_len: bool = typer.Option(False, help="send vllm_xargs.trail_true_len (oracle policy)"),
     slo_ttft: float = typer.Option(None, help="goodput SLO: TTFT bound (s)"),
     slo_latency: float = typer.Option(None, help="goodput SLO: latency bound (s)"),
     slo_tpot: float = typer.Option(None, help="goodput SLO: TPOT bound (s)"),
@@ -165,7 +165,7 @@ def compare(
     mode: str = typer.Option(
         "natural",
         help="natural: greedy under one max_tokens cap (lengths checked per run); exact: "
-        "ignore_eos + max_tokens = length (sent with trail.use_max_tokens=false)",
+        "ignore_eos + max_tokens = length (sent with vllm_xargs.trail_use_max_tokens=false)",
     ),
     max_out: int = typer.Option(128, help="clip output lengths (the common max_tokens)"),
     max_num_seqs: int = typer.Option(4, help="small, so requests queue"),

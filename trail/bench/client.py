@@ -58,22 +58,26 @@ def make_body(
 ) -> dict[str, Any]:
     """exact: ignore_eos + max_tokens = the request's length, so every run does identical work.
     natural: greedy up to EOS under one common cap (no per-request length reaches the server).
-    `send_true_len` adds TRAIL's `trail.true_len` (the oracle policy needs it)."""
+    `send_true_len` adds TRAIL's `trail_true_len` (the oracle policy needs it). TRAIL's
+    extensions travel in `vllm_xargs`, as vLLM passes extra sampling arguments."""
     body: dict[str, Any] = {"model": model, "temperature": 0.0, "stream": True}
     body["stream_options"] = {"include_usage": True}
     if endpoint == "chat":
         body["messages"] = [{"role": "user", "content": req.prompt}]
     else:
         body["prompt"] = req.prompt
+    xargs: dict[str, Any] = {}
     if mode == "exact":
         body["max_tokens"] = req.out_tokens
         body["ignore_eos"] = True
         # max_tokens is the answer here: TRAIL-serve must not rank by it (vLLM ignores this)
-        body["trail"] = {"use_max_tokens": False}
+        xargs["trail_use_max_tokens"] = False
     else:
         body["max_tokens"] = max_out or req.out_tokens
     if send_true_len:
-        body["trail"] = {"true_len": req.out_tokens}
+        xargs["trail_true_len"] = req.out_tokens
+    if xargs:
+        body["vllm_xargs"] = xargs
     return body
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+
 class OpenAIError(Exception):
     """Raised anywhere in the ingress; one handler turns it into the error body."""
 
@@ -33,7 +34,12 @@ class OpenAIError(Exception):
     def body(self) -> dict[str, Any]:
         kind = HTTPStatus(self.status).phrase  # as vLLM's own handlers name it
         return {
-            "error": {"message": self.message, "type": kind, "param": self.param, "code": self.status}
+            "error": {
+                "message": self.message,
+                "type": kind,
+                "param": self.param,
+                "code": self.status,
+            }
         }
 
     def response(self) -> JSONResponse:

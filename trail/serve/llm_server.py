@@ -94,7 +94,9 @@ class LLMServer:
         self.ready_s = time.time() - self.started_at
         self.capture = ServedCapture.from_config(self.cfg, self.name)
         self.probe_path, self.probe = _started_probe(self.cfg)
-        args = frontend_args(self.cfg.engine.model, self.cfg.served_model_name, self.cfg.openai_args)
+        args = frontend_args(
+            self.cfg.engine.model, self.cfg.served_model_name, self.cfg.openai_args
+        )
         tracked = TrackedEngine(self.engine, self.capture, lambda: self.probe_version)
         self.openai_state = await build_state(tracked, args)
         self.reload_error: str | None = None

@@ -52,12 +52,13 @@ def _cap(requested: int | None, prompt_tokens: int, max_model_len: int) -> int:
 def chat_facts(req: Any, tokenizer: Any, max_model_len: int) -> RequestFacts:
     messages = [dict(m) for m in req.messages]
     texts = [_content_text(m.get("content")) for m in messages]
-    simple = [{"role": m.get("role", "user"), "content": t} for m, t in zip(messages, texts)]
+    simple = [{"role": m.get("role", "user"), "content": t} for m, t in zip(messages, texts, strict=True)]
     try:
-        n_prompt = len(tokenizer.apply_chat_template(simple, add_generation_prompt=True))
+        prompt = tokenizer.apply_chat_template(simple, tokenize=False, add_generation_prompt=True)
     except Exception:  # noqa: BLE001 - routing only: vLLM's handler reports real template errors
-        n_prompt = len(tokenizer(" ".join(texts), add_special_tokens=False)["input_ids"])
-    users = [t for m, t in zip(messages, texts) if m.get("role") == "user"]
+        prompt = " ".join(texts)
+    n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    users = [t for m, t in zip(messages, texts, strict=True) if m.get("role") == "user"]
     text = users[-1] if users else (texts[-1] if texts else "")
     requested = req.max_completion_tokens or req.max_tokens
     return RequestFacts(text, n_prompt, _cap(requested, n_prompt, max_model_len), req.n or 1)
