@@ -64,3 +64,70 @@ def test_a_finished_request_gets_one_label_and_a_torn_line_is_skipped(tmp_path):
     assert (row["length"], row["finish_reason"], row["max_tokens"]) == (17, "stop", 64)
     assert (row["prompt_tokens"], row["probe_version"]) == (3, "v1")
     assert "prompt" not in json.dumps(row).replace("prompt_tokens", "")  # never the text
+
+
+class FakeEngine:
+    """What vLLM's handlers call: generate() streaming deltas; any other attribute passes."""
+
+    model_config = "the engine's"
+
+    def __init__(self) -> None:
+        self.seen: list = []
+
+    async def generate(self, prompt, params, request_id, **kw):  # noqa: ANN001, ANN201
+        from types import SimpleNamespace
+
+        self.seen.append(params)
+        for i in range(3):
+            out = SimpleNamespace(token_ids=[7, 8], finish_reason="length" if i == 2 else None)
+            yield SimpleNamespace(
+                outputs=[out], finished=i == 2, prompt_token_ids=[1, 2, 3, 4] if i == 0 else None
+            )
+
+
+def drain(engine, params, rid: str) -> int:  # noqa: ANN001
+    import asyncio
+
+    async def go() -> int:
+        return len([o async for o in engine.generate({"prompt": "x"}, params, rid)])
+
+    return asyncio.run(go())
+
+
+def test_the_tracked_engine_adds_capture_settings_and_writes_the_label(tmp_path):
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    from trail.serve.tracked_engine import TrackedEngine
+
+    fake = FakeEngine()
+    cap = ServedCapture.from_config(config(tmp_path, 1.0), "r1")
+    engine = TrackedEngine(fake, cap, lambda: "v7")
+    assert engine.model_config == "the engine's"  # everything else goes to the engine
+    params = SamplingParams(
+        max_tokens=6,
+        output_kind=RequestOutputKind.DELTA,
+        extra_args={"trail": {"initial_pred": 5.0}},
+    )
+    assert drain(engine, params, "chatcmpl-a") == 3
+    sent = fake.seen[0].extra_args["trail"]
+    assert sent == {"initial_pred": 5.0, "capture_id": "chatcmpl-a", "capture_every": 4}
+    assert params.extra_args == {"trail": {"initial_pred": 5.0}}  # the caller's copy untouched
+    row = read_labels(tmp_path / "cap")["chatcmpl-a"]
+    assert (row["length"], row["finish_reason"], row["max_tokens"]) == (6, "length", 6)
+    assert (row["prompt_tokens"], row["probe_version"]) == (4, "v7")
+    two = SamplingParams(max_tokens=6, n=2, output_kind=RequestOutputKind.DELTA)
+    drain(engine, two, "chatcmpl-b")  # n > 1: not captured (one capture id for two choices)
+    assert "chatcmpl-b" not in read_labels(tmp_path / "cap")
+    assert not (fake.seen[1].extra_args or {}).get("trail")
+
+
+def test_without_capture_the_tracked_engine_passes_requests_through(tmp_path):
+    from vllm import SamplingParams
+
+    from trail.serve.tracked_engine import TrackedEngine
+
+    fake = FakeEngine()
+    params = SamplingParams(max_tokens=6)
+    assert drain(TrackedEngine(fake, None, lambda: None), params, "x") == 3
+    assert fake.seen[0] is params and not (tmp_path / "cap").exists()

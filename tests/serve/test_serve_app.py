@@ -54,6 +54,48 @@ def test_openai_client_chat_streaming_and_not(serve_app):
     assert httpx.get(f"{url}/health").json() == {"status": "ok"}
 
 
+def test_openai_client_features_vllm_serve_offers(serve_app):
+    """n, logprobs, structured outputs, tools and echo through the `openai` client (issue 17)."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{serve_app.url}/v1", api_key="unused", max_retries=0, timeout=120)
+    msgs = [{"role": "user", "content": "Name a colour."}]
+    two = client.chat.completions.create(
+        model="tiny", messages=msgs, max_tokens=5, n=2, logprobs=True, top_logprobs=2
+    )
+    assert len(two.choices) == 2 and two.usage.completion_tokens <= 10
+    assert len(two.choices[0].logprobs.content[0].top_logprobs) == 2
+    picked = client.chat.completions.create(
+        model="tiny",
+        messages=msgs,
+        max_tokens=5,
+        extra_body={"structured_outputs": {"choice": ["red", "blue"]}},
+    )
+    assert picked.choices[0].message.content in ("red", "blue")
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    shaped = client.chat.completions.create(
+        model="tiny",
+        messages=msgs,
+        max_tokens=40,
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+    )
+    assert shaped.choices[0].message.content.lstrip().startswith("{")
+    tool = {
+        "type": "function",
+        "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+    }
+    called = client.chat.completions.create(
+        model="tiny",
+        messages=msgs,
+        max_tokens=20,
+        tools=[tool],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
+    assert called.choices[0].message.tool_calls[0].function.name == "get_weather"
+    echoed = client.completions.create(model="tiny", prompt="Once upon", max_tokens=3, echo=True)
+    assert echoed.choices[0].text.startswith("Once upon")
+
+
 @pytest.mark.parametrize(
     "body, status, param",
     [
@@ -61,7 +103,7 @@ def test_openai_client_chat_streaming_and_not(serve_app):
         (chat(model="nope"), 404, "model"),
         (chat(max_tokens=-5), 400, "max_tokens"),
         (chat(temperature=7), 400, "temperature"),
-        (chat(n=0), 400, "n"),
+        (chat(top_logprobs=3), 400, "top_logprobs"),
         (chat(text="word " * 700), 400, "input_tokens"),
         (chat(max_tokens=100000), 400, "max_tokens"),
     ],

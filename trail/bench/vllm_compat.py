@@ -28,7 +28,15 @@ VLLM_BENCH = (
 
 
 def vllm_bench(
-    url: str, backend: str, trace: Path, n: int, rate: float, out_len: int, out: Path
+    url: str,
+    backend: str,
+    trace: Path,
+    n: int,
+    rate: float,
+    out_len: int,
+    out: Path,
+    model: str = "smollm2",
+    tokenizer: Path | None = None,
 ) -> dict:
     """Run `vllm bench serve`; returns its saved result JSON, or the failure's last lines."""
     from trail.models.paths import smollm2_dir
@@ -37,7 +45,7 @@ def vllm_bench(
     cmd = [
         sys.executable, "-c", VLLM_BENCH,
         "--backend", backend, "--base-url", url, "--endpoint", BACKENDS[backend],
-        "--model", "smollm2", "--tokenizer", str(smollm2_dir()),
+        "--model", model, "--tokenizer", str(tokenizer or smollm2_dir()),
         "--dataset-name", "sharegpt", "--dataset-path", str(trace),
         "--sharegpt-output-len", str(out_len), "--disable-shuffle", "--num-prompts", str(n), "--request-rate", str(rate), "--seed", "1",
         "--ignore-eos", "--temperature", "0", "--percentile-metrics", "ttft,tpot,itl,e2el",
@@ -54,6 +62,16 @@ def vllm_bench(
     return {k: v for k, v in raw.items() if k in keep or k.startswith(("mean_", "p50_", "p99_"))}
 
 
+def write_sharegpt(path: Path, prompts: list[str]) -> Path:
+    """Prompts as a ShareGPT file, the dataset `vllm bench serve` reads without pandas."""
+    convs = [
+        {"conversations": [{"from": "human", "value": p}, {"from": "gpt", "value": "-"}]}
+        for p in prompts
+    ]
+    path.write_text(json.dumps(convs))
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=16)
@@ -67,12 +85,7 @@ def main() -> None:
     pairs = [(r.prompt, args.max_out) for r in LoadSpec(n=args.n, seed=0).requests()]
     ours = args.out / "trace.jsonl"
     ours.write_text("".join(json.dumps({"prompt": p, "out_tokens": k}) + "\n" for p, k in pairs))
-    trace = args.out / "sharegpt.json"
-    convs = [
-        {"conversations": [{"from": "human", "value": p}, {"from": "gpt", "value": "-"}]}
-        for p, _ in pairs
-    ]
-    trace.write_text(json.dumps(convs))
+    trace = write_sharegpt(args.out / "sharegpt.json", [p for p, _ in pairs])
     spec = LoadSpec(n=args.n, seed=0, max_out=args.max_out, mode="exact", source=str(ours))
     report: dict = {"n": args.n, "rate": args.rate, "max_out": args.max_out}
     with AppLauncher() as app:
