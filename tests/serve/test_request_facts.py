@@ -19,7 +19,6 @@ from trail.serve.request_facts import (
     trail_extensions,
 )
 
-pytestmark = pytest.mark.serve
 
 
 @pytest.fixture(scope="module")
