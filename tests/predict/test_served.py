@@ -93,3 +93,65 @@ def test_retraining_ships_a_better_probe_and_refuses_a_worse_one(tmp_path):
 def test_verdict_needs_a_strictly_lower_held_out_mae():
     assert verdict({"retrained": {"mae": 9.0}, "current": {"mae": 10.0}})[0]
     assert not verdict({"retrained": {"mae": 10.0}, "current": {"mae": 10.0}})[0]
+
+
+def write_profile(root, n: int = 60, seed: int = 1) -> None:  # noqa: ANN001
+    """An original profile with the same signal as write_served's rows, at layers [1, 3]."""
+    from trail.predict.shards import write_manifest, write_shard
+    from trail.predict.sharegpt import split_of as profile_split
+
+    rng = np.random.default_rng(seed)
+    requests, parts = [], {"req": [], "steps": [], "labels": [], "vectors": []}
+    for i in range(n):
+        length = int(rng.integers(4, 120))
+        steps = np.arange(0, length, EVERY)
+        vec = rng.normal(0, 0.1, size=(len(steps), 2, H))
+        vec[:, 1, 0], vec[:, 1, 1] = (length - steps) / 128, length / 128
+        split = profile_split(i)
+        requests.append({"index": i, "id": f"p{i}", "text": "t", "split": split, "length": length})
+        parts["req"].append(np.full(len(steps), i))
+        parts["steps"].append(steps)
+        parts["labels"].append(length - steps)
+        parts["vectors"].append(vec.astype(np.float16))
+    root.mkdir(parents=True)
+    write_shard(root, 0, requests, {k: np.concatenate(v) for k, v in parts.items()})
+    settings = {"cap": 128, "model": "fake", "layers": [1, LAYER]}
+    write_manifest(root, {"settings": settings, "done": [0], "seconds": {}})
+
+
+def test_profile_rows_come_from_its_train_split_in_the_probes_input_form(tmp_path):
+    from trail.predict.served import profile_rows
+    from trail.predict.shards import load_profile
+
+    write_profile(tmp_path / "profile")
+    uninformative_probe(tmp_path / "current")
+    bundle = ProbeBundle.load(tmp_path / "current")
+    x, y = profile_rows(tmp_path / "profile", bundle, n=50)
+    data = load_profile(tmp_path / "profile", [LAYER])
+    train = data.split_rows("train")
+    assert len(y) == 50 < len(train)
+    assert x.shape == (50, bundle.inputs(torch.zeros(1, H), np.zeros(1)).shape[1])
+    assert np.allclose(x[:, 0], y / 128, atol=1e-2)  # layer 3's rows, labels aligned
+    assert set(np.round(y, 3)) <= set(np.round(data.labels[train], 3))
+
+
+def test_retraining_can_mix_in_the_original_profile(tmp_path):
+    served, current = tmp_path / "served", tmp_path / "current"
+    served.mkdir()
+    write_served(served, n=120)
+    write_profile(tmp_path / "profile")
+    uninformative_probe(current)
+    out = tmp_path / "mixed"
+    res = runner.invoke(
+        app,
+        [
+            "train", "probe", "--from-served", str(served), "--current", str(current),
+            "--out", str(out), "--epochs", "10", "--profile", str(tmp_path / "profile"),
+            "--mix-profile", "40",
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    card = ProbeBundle.load(out).card
+    assert card["mixed_profile_rows"] == 40 and "mixing in 40 profile rows" in res.output
+    report = json.loads((served / "retrain.json").read_text())
+    assert report["requests"] == card["requests"]["test"]  # judged on served requests only

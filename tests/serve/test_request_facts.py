@@ -20,7 +20,6 @@ from trail.serve.request_facts import (
 )
 
 
-
 @pytest.fixture(scope="module")
 def tokenizer(tiny_path):
     from transformers import AutoTokenizer

@@ -125,9 +125,32 @@ def evaluate(bundles: dict[str, ProbeBundle], data: ServedRows, split: str = "te
     return out
 
 
-def retrain(current: ProbeBundle, data: ServedRows, recipe: Recipe) -> ProbeBundle:
-    """A new probe on the served train split, same layer and bins: trained fresh or fine-tuned
-    from the current probe, whichever is better on the val split (which also picks the epoch)."""
+def profile_rows(
+    root: Path, current: ProbeBundle, n: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `n` rows of the original profile's *train* split at the probe's layer, in the
+    probe's input form (position features appended): what a retraining mixes in so that a
+    probe fitted to today's traffic does not forget the rest."""
+    from trail.predict.shards import load_profile
+
+    data = load_profile(root, [current.layer])
+    rows = data.split_rows("train")
+    if len(rows) > n:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, n, replace=False))
+    vectors = np.asarray(data.vectors[rows], dtype=np.float32).reshape(len(rows), -1)
+    x = current.inputs(torch.as_tensor(vectors), data.steps[rows]).numpy()
+    return x, np.asarray(data.labels[rows], dtype=np.float64)
+
+
+def retrain(
+    current: ProbeBundle,
+    data: ServedRows,
+    recipe: Recipe,
+    mix: tuple[np.ndarray, np.ndarray] | None = None,
+) -> ProbeBundle:
+    """A new probe on the served train split (plus `mix`, rows of the original profile), same
+    layer and bins: trained fresh or fine-tuned from the current probe, whichever is better on
+    the served val split (which also picks the epoch)."""
 
     def xy(split: str) -> tuple[np.ndarray, np.ndarray]:
         rows = data.rows(split)
@@ -137,6 +160,9 @@ def retrain(current: ProbeBundle, data: ServedRows, recipe: Recipe) -> ProbeBund
     (xt, yt), (xv, yv) = xy("train"), xy("val")
     if len(xt) == 0 or len(xv) == 0:
         raise ValueError("too few finished captured requests to train and validate")
+    mixed = 0 if mix is None else len(mix[1])
+    if mix is not None and mixed:
+        xt, yt = np.concatenate([xt, mix[0]]), np.concatenate([yt, mix[1]])
     first = current.probe.net[0]
     assert isinstance(first, torch.nn.Linear)
     width = first.out_features  # the MLP's hidden width, kept
@@ -148,6 +174,7 @@ def retrain(current: ProbeBundle, data: ServedRows, recipe: Recipe) -> ProbeBund
         "parent_version": current.version,
         "requests": {s: data.count(s) for s in ("train", "val", "test")},
         "rows": {s: len(data.rows(s)) for s in ("train", "val", "test")},
+        "mixed_profile_rows": mixed,
         "best_epoch": res.best_epoch,
         "val_mae": round(res.val_mae, 4),
         "candidates": choice,

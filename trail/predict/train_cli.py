@@ -60,10 +60,17 @@ def probe(
         ASSETS / "probe",
         help="With --from-served: the probe it must beat (and whose bins it keeps)",
     ),
+    mix_profile: int = typer.Option(
+        0,
+        help="With --from-served: also train on up to N rows of the original profile's train "
+        "split (--profile), so the probe keeps what it knew; 0: served traffic only",
+    ),
 ) -> None:
     """Fit the probe on a profile, or (--from-served) retrain it on captured traffic."""
     if from_served is not None:
-        _retrain_served(from_served, current, out or from_served / "retrained", epochs, seed)
+        mix = (profile or default_profile_dir(), mix_profile) if mix_profile > 0 else None
+        target = out or from_served / "retrained"
+        _retrain_served(from_served, current, target, epochs, seed, mix)
         return
     out = out or ASSETS / "probe"
     import torch
@@ -102,10 +109,18 @@ def probe(
     typer.echo(f"layer {layer}: val MAE {res.val_mae:.2f}, test MAE {test:.2f} -> {out}")
 
 
-def _retrain_served(folder: Path, current: Path, out: Path, epochs: int, seed: int) -> None:
-    """Train on the served train split; ship to `out` only if held-out MAE beats `current`."""
+def _retrain_served(  # noqa: PLR0913
+    folder: Path,
+    current: Path,
+    out: Path,
+    epochs: int,
+    seed: int,
+    mix: tuple[Path, int] | None = None,
+) -> None:
+    """Train on the served train split (and `mix`: (profile, rows) of the original data); ship
+    to `out` only if the held-out MAE on served requests beats `current`."""
     from trail.predict.probe import ProbeBundle
-    from trail.predict.served import evaluate, load_served, retrain
+    from trail.predict.served import evaluate, load_served, profile_rows, retrain
     from trail.predict.train import Recipe
 
     t0 = time.monotonic()
@@ -113,7 +128,10 @@ def _retrain_served(folder: Path, current: Path, out: Path, epochs: int, seed: i
     data = load_served(folder, old.layer)
     counts = {s: data.count(s) for s in ("train", "val", "test")}
     typer.echo(f"{len(data.ids)} finished captured requests {counts}, {len(data.steps)} rows")
-    new = retrain(old, data, Recipe(epochs, seed=seed))
+    rows = None if mix is None else profile_rows(mix[0], old, mix[1], seed)
+    if rows is not None:
+        typer.echo(f"mixing in {len(rows[1])} profile rows from {mix[0]}")
+    new = retrain(old, data, Recipe(epochs, seed=seed), rows)
     table = evaluate({"current": old, "retrained": new}, data)
     table["train_seconds"] = round(time.monotonic() - t0, 1)
     new.card["eval_served"] = table

@@ -52,7 +52,9 @@ def _cap(requested: int | None, prompt_tokens: int, max_model_len: int) -> int:
 def chat_facts(req: Any, tokenizer: Any, max_model_len: int) -> RequestFacts:
     messages = [dict(m) for m in req.messages]
     texts = [_content_text(m.get("content")) for m in messages]
-    simple = [{"role": m.get("role", "user"), "content": t} for m, t in zip(messages, texts, strict=True)]
+    simple = [
+        {"role": m.get("role", "user"), "content": t} for m, t in zip(messages, texts, strict=True)
+    ]
     try:
         prompt = tokenizer.apply_chat_template(simple, tokenize=False, add_generation_prompt=True)
     except Exception:  # noqa: BLE001 - routing only: vLLM's handler reports real template errors
