@@ -45,6 +45,7 @@ from trail.serve.protocol import Accepted, OpenAICall, Reply, Route
 from trail.serve.records import read_record
 from trail.serve.request_facts import (
     RequestFacts,
+    TrailExtensions,
     chat_facts,
     completion_facts,
     drop_unknown_fields,
@@ -160,7 +161,8 @@ class Ingress:
         id of its record and capture."""
         ext = trail_extensions(request)
         drop_unknown_fields(request)
-        request.request_id = uuid.uuid4().hex
+        if "request_id" not in request.model_fields_set:  # a client's own id is kept, as vLLM does
+            request.request_id = uuid.uuid4().hex
         engine_id = f"{prefix}-{request.request_id}{first_suffix}"
         loop, max_len = asyncio.get_running_loop(), self.cfg.engine.max_model_len
         facts = await loop.run_in_executor(
@@ -178,7 +180,7 @@ class Ingress:
         return await self._forward(call, engine_id)
 
     async def _trail_args(
-        self, engine_id: str, request: Any, facts: RequestFacts, ext: Any
+        self, engine_id: str, request: Any, facts: RequestFacts, ext: TrailExtensions
     ) -> tuple[dict[str, Any], float]:
         """extra_args["trail"] for the scheduler (trail/engine/tracking.py) and the expected
         output length of one choice."""
