@@ -9,12 +9,13 @@ ingress replica is its own process and calls `configure` once.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from trail.serve.errors import OpenAIError
 
-Scope = dict[str, Any]
+Scope = MutableMapping[str, Any]
 
 
 @dataclass

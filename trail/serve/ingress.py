@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import pickle
@@ -255,7 +256,7 @@ class Ingress:
             async for event in dispatch.gen:
                 yield event
         except Exception as err:  # noqa: BLE001
-            yield f"data: {self._stream_error(err).response().body.decode()}\n\n"
+            yield f"data: {json.dumps(self._stream_error(err).body())}\n\n"
         finally:
             dispatch.close()
 
