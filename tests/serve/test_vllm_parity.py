@@ -183,6 +183,16 @@ def shape(value: Any) -> Any:
     return type(value).__name__
 
 
+def keys(value: Any) -> Any:
+    """The field structure alone (leaves as "*"): in a stream, whether an event carries a
+    finish reason or text depends on how deltas were merged."""
+    if isinstance(value, dict):
+        return {k: keys(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [keys(v) for v in value]
+    return "*"
+
+
 def events(text: str) -> list[Any]:
     out = []
     for line in text.splitlines():
@@ -228,12 +238,45 @@ def test_same_requests_get_the_same_answers_as_vllm_serve(serve_app, vllm_url):
     assert not mismatches, "\n".join(mismatches)
 
 
+def merged(stream: list[Any]) -> dict[str, Any]:
+    """A stream's sum: text and finish reason per choice, the usage, the event shapes. How many
+    tokens one event carries depends on timing (vLLM merges the deltas a slow reader missed),
+    so the number of events is not compared, only what they add up to."""
+    text: dict[int, str] = {}
+    finish: dict[int, Any] = {}
+    usage = None
+    for event in stream:
+        if event == "[DONE]":
+            continue
+        usage = event.get("usage") or usage
+        for c in event.get("choices") or []:
+            piece = (c.get("delta") or {}).get("content") or c.get("text") or ""
+            text[c["index"]] = text.get(c["index"], "") + piece
+            finish[c["index"]] = c.get("finish_reason") or finish.get(c["index"])
+    shapes = sorted({json.dumps(keys(e)) for e in stream})
+    return {"text": text, "finish": finish, "usage": usage, "shapes": shapes, "done": stream[-1]}
+
+
+def compare_streams(a: list[Any], b: list[Any], greedy: bool) -> str | None:
+    ma, mb = merged(a), merged(b)
+    if (ma["shapes"], ma["done"]) != (mb["shapes"], mb["done"]):
+        return f"event shapes differ:\n  ours   {ma['shapes']}\n  theirs {mb['shapes']}"
+    if greedy and (ma["text"], ma["finish"], ma["usage"]) != (
+        mb["text"],
+        mb["finish"],
+        mb["usage"],
+    ):
+        return f"stream content differs:\n  ours   {ma}\n  theirs {mb}"
+    return None
+
+
 def compare(ours: httpx.Response, theirs: httpx.Response, greedy: bool) -> str | None:
     if ours.status_code != theirs.status_code:
         return f"status {ours.status_code} vs {theirs.status_code}: {ours.text[:300]} | {theirs.text[:300]}"
     streamed = theirs.headers.get("content-type", "").startswith("text/event-stream")
-    a = events(ours.text) if streamed else ours.json()
-    b = events(theirs.text) if streamed else theirs.json()
+    if streamed:
+        return compare_streams(events(ours.text), events(theirs.text), greedy)
+    a, b = ours.json(), theirs.json()
     if shape(a) != shape(b):
         return f"shape differs:\n  ours   {json.dumps(shape(a))[:600]}\n  theirs {json.dumps(shape(b))[:600]}"
     if theirs.status_code >= 400:
