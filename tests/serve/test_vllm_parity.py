@@ -174,23 +174,19 @@ def send(client: httpx.Client, url: str, method: str, path: str, body: Any) -> h
     return client.post(url + path, json=body)
 
 
-def shape(value: Any) -> Any:
-    """Keys, list lengths and types, recursively; volatile values left out."""
+def shape(value: Any, leaf: Any = lambda v: type(v).__name__) -> Any:
+    """Keys, list lengths and leaf types, recursively; volatile values left out."""
     if isinstance(value, dict):
-        return {k: "*" if k in VOLATILE else shape(v) for k, v in sorted(value.items())}
+        return {k: "*" if k in VOLATILE else shape(v, leaf) for k, v in sorted(value.items())}
     if isinstance(value, list):
-        return [shape(v) for v in value]
-    return type(value).__name__
+        return [shape(v, leaf) for v in value]
+    return leaf(value)
 
 
 def keys(value: Any) -> Any:
     """The field structure alone (leaves as "*"): in a stream, whether an event carries a
     finish reason or text depends on how deltas were merged."""
-    if isinstance(value, dict):
-        return {k: keys(v) for k, v in sorted(value.items())}
-    if isinstance(value, list):
-        return [keys(v) for v in value]
-    return "*"
+    return shape(value, leaf=lambda _: "*")
 
 
 def events(text: str) -> list[Any]:

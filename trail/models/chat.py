@@ -12,6 +12,9 @@ def chat_prompt_ids(tokenizer: Any, user_text: str) -> list[int]:
 
 
 def chat_prompt_text(tokenizer: Any, user_text: str) -> str:
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True
-    )
+    return messages_prompt_text(tokenizer, [{"role": "user", "content": user_text}])
+
+
+def messages_prompt_text(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The rendered prompt of a conversation, with the generation prompt appended."""
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -160,8 +160,7 @@ def retrain(
     (xt, yt), (xv, yv) = xy("train"), xy("val")
     if len(xt) == 0 or len(xv) == 0:
         raise ValueError("too few finished captured requests to train and validate")
-    mixed = 0 if mix is None else len(mix[1])
-    if mix is not None and mixed:
+    if mix is not None:
         xt, yt = np.concatenate([xt, mix[0]]), np.concatenate([yt, mix[1]])
     first = current.probe.net[0]
     assert isinstance(first, torch.nn.Linear)
@@ -174,7 +173,7 @@ def retrain(
         "parent_version": current.version,
         "requests": {s: data.count(s) for s in ("train", "val", "test")},
         "rows": {s: len(data.rows(s)) for s in ("train", "val", "test")},
-        "mixed_profile_rows": mixed,
+        "mixed_profile_rows": 0 if mix is None else len(mix[1]),
         "best_epoch": res.best_epoch,
         "val_mae": round(res.val_mae, 4),
         "candidates": choice,

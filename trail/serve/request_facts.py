@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from trail.models.chat import messages_prompt_text
 from trail.serve.errors import OpenAIError
 
 MAX_TRUE_LEN = 1 << 31
@@ -56,7 +57,7 @@ def chat_facts(req: Any, tokenizer: Any, max_model_len: int) -> RequestFacts:
         {"role": m.get("role", "user"), "content": t} for m, t in zip(messages, texts, strict=True)
     ]
     try:
-        prompt = tokenizer.apply_chat_template(simple, tokenize=False, add_generation_prompt=True)
+        prompt = messages_prompt_text(tokenizer, simple)
     except Exception:  # noqa: BLE001 - routing only: vLLM's handler reports real template errors
         prompt = " ".join(texts)
     n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])

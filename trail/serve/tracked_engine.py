@@ -27,28 +27,23 @@ class TrackedEngine:
         self, prompt: Any, sampling_params: Any, request_id: str, *args: Any, **kwargs: Any
     ) -> AsyncIterator[Any]:
         capture = self._capture_for(request_id, sampling_params)
-        if capture is None:
-            async for out in self._engine.generate(
-                prompt, sampling_params, request_id, *args, **kwargs
-            ):
-                yield out
-            return
-        sampling_params = _with_trail(sampling_params, capture.extra(request_id))
-        count = _TokenCount(sampling_params)
+        if capture is not None:
+            sampling_params = _with_trail(sampling_params, capture.extra(request_id))
+            count = _TokenCount(sampling_params)
         async for out in self._engine.generate(
             prompt, sampling_params, request_id, *args, **kwargs
         ):
-            count.add(out)
-            if out.finished:
-                finish = out.outputs[0].finish_reason
-                capture.label(
-                    request_id,
-                    count.tokens,
-                    finish,
-                    sampling_params.max_tokens,
-                    count.prompt_tokens,
-                    self._probe_version(),
-                )
+            if capture is not None:
+                count.add(out)
+                if out.finished:
+                    capture.label(
+                        request_id,
+                        count.tokens,
+                        out.outputs[0].finish_reason,
+                        sampling_params.max_tokens,
+                        count.prompt_tokens,
+                        self._probe_version(),
+                    )
             yield out
 
     def _capture_for(self, request_id: str, params: Any) -> ServedCapture | None:
