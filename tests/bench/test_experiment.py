@@ -120,3 +120,59 @@ def test_tiny_experiment_end_to_end_and_resumable(tiny_path, tmp_path) -> None:
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
     assert (out / "cells" / "seed0" / "load2" / "fcfs.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.serve
+@pytest.mark.timeout(900)
+def test_tiny_experiment_over_http_with_a_router_per_policy(tiny_path, tmp_path) -> None:
+    """The same harness through the Serve app (2 tiny replicas): FCFS measures natural lengths
+    over HTTP, the oracle behind Ray's power-of-two replays them exactly, the cell names its
+    router and replicas, and the report's reference column is the one asked for."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from trail.bench.cli import app
+
+    workload = tmp_path / "w.jsonl"
+    texts = ["Say hi.", "Count to ten.", "Name a fruit.", "Tell a joke.", "Why?", "Go on."]
+    workload.write_text("".join(json.dumps({"prompt": t}) + "\n" for t in texts))
+    out = tmp_path / "http"
+    args = ["replay", "--http", "--replicas", "2", "--workload", str(workload), "--n", "6"]
+    args += ["--model", str(tiny_path), "--loads", "2", "--seeds", "0", "--cap", "16"]
+    args += ["--policies", "fcfs,trail-oracle@router=pow2", "--reference", "fcfs"]
+    args += ["--max-num-seqs", "2", "--saturation-rps", "4", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "experiment.json").read_text())
+    assert (
+        report["meta"]["http"] == {"replicas": 2, "router": "trail"} and "sim_check" not in report
+    )
+    rows = report["table"]["2"]
+    assert set(rows) == {"fcfs", "trail-oracle@router=pow2"}
+    over = rows["trail-oracle@router=pow2"]["over_reference_mean_latency"]["value"]
+    assert over == pytest.approx(
+        1 / rows["trail-oracle@router=pow2"]["fcfs_over"]["mean_latency"]["value"], rel=0.2
+    )
+    lengths = json.loads((out / "cells" / "natural_lengths.json").read_text())
+    assert len(lengths) == 6 and all(1 <= v <= 16 for v in lengths.values())
+    cell = json.loads(
+        (out / "cells" / "seed0" / "load2" / "trail-oracle_routerpow2.json").read_text()
+    )
+    assert cell["summary"]["router"] == "pow2" and cell["summary"]["n"] == 6
+    reqs = cell["requests"].values()
+    assert sorted(r["length"] for r in reqs) == sorted(lengths.values())
+    assert all(r["replica"] and 0 < r["ttft_s"] <= r["latency_s"] for r in reqs)
+    assert all(r["max_stall_s"] >= 0 for r in reqs)
+
+
+def test_a_router_is_refused_without_http(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from trail.bench.cli import app
+
+    args = ["replay", "--policies", "fcfs,trail@router=pow2", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "--http" in result.output
+    bad = CliRunner().invoke(app, ["replay", "--http", "--policies", "fcfs,trail@router=p3"])
+    assert bad.exit_code == 2 and "p3" in bad.output

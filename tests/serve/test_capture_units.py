@@ -73,6 +73,10 @@ class FakeEngine:
 
     def __init__(self) -> None:
         self.seen: list = []
+        self.aborted: list = []
+
+    async def abort(self, request_ids):  # noqa: ANN001, ANN201
+        self.aborted += request_ids
 
     async def generate(self, prompt, params, request_id, **kw):  # noqa: ANN001, ANN201
         from types import SimpleNamespace
@@ -131,3 +135,32 @@ def test_without_capture_the_tracked_engine_passes_requests_through(tmp_path):
     params = SamplingParams(max_tokens=6)
     assert drain(TrackedEngine(fake, None, lambda: None), params, "x") == 3
     assert fake.seen[0] is params and not (tmp_path / "cap").exists()
+
+
+def test_the_tracked_engine_aborts_only_what_a_call_left_generating():
+    """A stream abandoned mid-way (its generator neither finished nor closed, as when a handler
+    several levels up is dropped) is aborted by id; finished or closed ones are not."""
+    import asyncio
+
+    from vllm import SamplingParams
+
+    from trail.serve.tracked_engine import TrackedEngine
+
+    fake = FakeEngine()
+    engine = TrackedEngine(fake, None, lambda: None)
+    params = SamplingParams(max_tokens=6)
+
+    async def go() -> tuple[list, list]:
+        finished = [o async for o in engine.generate({}, params, "cmpl-a-0")]
+        assert len(finished) == 3
+        closed = engine.generate({}, params, "cmpl-b-0")
+        await closed.__anext__()
+        await closed.aclose()
+        abandoned = engine.generate({}, params, "cmpl-c-0")
+        await abandoned.__anext__()
+        assert engine.live == {"cmpl-c-0"}
+        ids = ("cmpl-a-0", "cmpl-b-0", "cmpl-c-0", "cmpl-d-0")
+        return await engine.abort_left_behind(ids), await engine.abort_left_behind(("cmpl-a-0",))
+
+    left, none_left = asyncio.run(go())
+    assert left == ["cmpl-c-0"] and fake.aborted == ["cmpl-c-0"] and none_left == []

@@ -1,5 +1,5 @@
 """From the experiment's cells to the report: per policy and load, absolute figures, ratios to
-FCFS (and to the oracle) with 95 % intervals, overall and per length bucket."""
+FCFS (and to a reference policy, by default the oracle) with 95 % intervals, overall and per length bucket."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def request_arrays(cell: dict) -> dict[str, np.ndarray]:
     return {f: np.array([float(reqs[i].get(f, 0.0)) for i in ids]) for f in fields}
 
 
-def analyse(grid: Grid, cells: Cells, oracle: str = "trail-oracle") -> dict[str, Any]:
+def analyse(grid: Grid, cells: Cells, reference: str = "trail-oracle") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for load in grid.loads:
         got = {
@@ -40,13 +40,13 @@ def analyse(grid: Grid, cells: Cells, oracle: str = "trail-oracle") -> dict[str,
             continue
         arrays = {k: {s: request_arrays(c) for s, c in v.items()} for k, v in got.items()}
         out[f"{load:g}"] = {
-            label: policy_row(label, got, arrays, oracle if oracle in arrays else None)
+            label: policy_row(label, got, arrays, reference if reference in arrays else None)
             for label in got
         }
     return out
 
 
-def policy_row(label: str, got: dict, arrays: dict, oracle: str | None) -> dict[str, Any]:
+def policy_row(label: str, got: dict, arrays: dict, reference: str | None) -> dict[str, Any]:
     base, mine = arrays["fcfs"], arrays[label]
     seeds = sorted(mine)
     summaries = [got[label][s]["summary"] for s in seeds]
@@ -75,10 +75,11 @@ def policy_row(label: str, got: dict, arrays: dict, oracle: str | None) -> dict[
                 "requests": int(sum(len(v) for v in b.values())),
                 "mean_latency": ratio_interval(b, m).as_dict(),
             }
-    if oracle is not None and label != oracle:
+    if reference is not None and label != reference:
         lat = _field(mine, "latency_s")
-        row["over_oracle_mean_latency"] = ratio_interval(
-            lat, _field(arrays[oracle], "latency_s")
+        row["reference"] = reference
+        row["over_reference_mean_latency"] = ratio_interval(
+            lat, _field(arrays[reference], "latency_s")
         ).as_dict()
     return row
 
@@ -112,10 +113,16 @@ def _sum_reasons(rows: list[dict]) -> dict[str, int]:
 GOALS = (  # (what, how to read it from a load's rows, target, higher is better)
     ("FCFS/TRAIL mean latency", lambda r: r["trail"]["fcfs_over"]["mean_latency"], 2.0, True),
     ("FCFS/TRAIL mean TTFT", lambda r: r["trail"]["fcfs_over"]["mean_ttft"], 10.0, True),
-    ("TRAIL/TRAIL+ mean latency", lambda r: r["trail"]["over_oracle_mean_latency"], 1.10, False),
+    ("TRAIL/TRAIL+ mean latency", lambda r: _over(r["trail"], "trail-oracle"), 1.10, False),
     ("FCFS/TRAIL P99 latency", lambda r: r["trail"]["fcfs_over"]["p99_latency"], 1.0, True),
     ("TRAIL/FCFS throughput", lambda r: {"value": r["trail"]["throughput_vs_fcfs"]}, 0.97, True),
 )
+
+
+def _over(row: dict[str, Any], reference: str) -> dict[str, Any]:
+    if row.get("reference") != reference:
+        raise KeyError(reference)
+    return row["over_reference_mean_latency"]
 
 
 def goals(table: dict[str, Any]) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ class Record:
     finish_reason: str | None = None
     replica: str | None = None
     error: str | None = None
+    max_stall_s: float = 0.0  # the longest wait between text chunks after the first
 
     @property
     def tpot_s(self) -> float | None:
@@ -94,7 +95,7 @@ async def send(
 ) -> Record:
     """Stream one request and fill `rec`; never raises for server or network errors."""
     t0 = time.perf_counter()
-    chunks = 0
+    chunks, last = 0, 0.0
     usage: dict[str, Any] | None = None
     try:
         async with client.stream("POST", url + PATHS[endpoint], json=body) as resp:
@@ -120,6 +121,9 @@ async def send(
                     chunks += 1
                     if rec.ttft_s is None:
                         rec.ttft_s = now
+                    else:
+                        rec.max_stall_s = max(rec.max_stall_s, now - last)
+                    last = now
                 for c in event.get("choices") or []:
                     rec.finish_reason = c.get("finish_reason") or rec.finish_reason
     except (httpx.HTTPError, ValueError) as err:

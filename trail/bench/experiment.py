@@ -82,13 +82,35 @@ def prompt_key(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def run_grid(
-    grid: Grid,
+# (items, arrival times, lengths or None for the natural run, policy, overrides, label, folder)
+RunCell = Callable[[list[WorkItem], np.ndarray, list[int] | None, str, dict, str, Path], dict]
+
+
+def engine_runner(
     engine: dict,
-    items_of: Callable[[int], list[WorkItem]],
-    saturation_rps: float,
     tokenizer: Any,
     initial_of: Callable[[list[str]], tuple[list | None, list | None]],
+    cap: int,
+) -> RunCell:
+    """Cells on one fresh engine each, the prompt predictor's distributions sent as the ingress
+    would send them."""
+
+    def run(items, times, lengths, policy, extra, label, folder) -> dict:  # noqa: ANN001
+        dists, expected = initial_of([w.prompt for w in items])
+        arrivals = build_arrivals(items, tokenizer, times, dists, lengths=lengths, cap=cap)
+        return {
+            "initial_expected": expected,
+            **run_policy(engine, policy, arrivals, folder, extra, label),
+        }
+
+    return run
+
+
+def run_grid(
+    grid: Grid,
+    run_cell: RunCell,
+    items_of: Callable[[int], list[WorkItem]],
+    saturation_rps: float,
     cells: Cells,
     tick: Callable[[str], None] = lambda _: None,
 ) -> None:
@@ -105,16 +127,12 @@ def run_grid(
             raise RuntimeError("natural lengths are measured by the fcfs run, which comes first")
         unit = arrival_times(len(items), 1.0, seed, grid.burstiness)
         rate = load * saturation_rps
-        times = unit / rate
         lengths = None if natural else [int(k) for k in known]  # type: ignore[arg-type]
-        dists, expected = initial_of(prompts)  # the prompt predictor's, as the ingress sends
-        arrivals = build_arrivals(items, tokenizer, times, dists, lengths=lengths, cap=grid.cap)
         folder = cells.path(seed, load, label).parent / "runs"
-        res = run_policy(engine, policy, arrivals, folder, extra, label)
+        res = run_cell(items, unit / rate, lengths, policy, extra, label, folder)
         if natural:
             cells.learn_lengths(prompts, res["requests"])
-        cell = {"seed": seed, "load": load, "rate": rate, "initial_expected": expected, **res}
-        cells.put(seed, load, label, cell)
+        cells.put(seed, load, label, {"seed": seed, "load": load, "rate": rate, **res})
         tick(label)
 
 

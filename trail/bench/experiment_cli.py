@@ -4,6 +4,7 @@ simulator beside it, JSON + PNGs. Resumable: rerun the same command to continue.
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +38,28 @@ def replay(
     sim: bool = typer.Option(True, help="calibrate the simulator from the runs and compare"),
     quick: bool = typer.Option(False, help=f"a ≤ 10 min check: {QUICK}"),
     model: str = typer.Option(None, help="model folder (default: prepared SmolLM2)"),
+    http: bool = typer.Option(
+        False,
+        help="through the Serve app's OpenAI API (a fresh app per cell) instead of one engine",
+    ),
+    replicas: int = typer.Option(1, help="--http: LLM replicas"),
+    router: str = typer.Option(
+        "trail", help="--http: the router unless a policy names one (trail@router=pow2)"
+    ),
+    reference: str = typer.Option(
+        "trail-oracle", help="the second ratio column: each policy's mean latency over this one's"
+    ),
     out: Path = typer.Option(Path("runs/experiment")),
 ) -> None:
-    """Every policy on the same requests and arrivals, at several loads and seeds, on one engine;
-    FCFS ratios with 95 % intervals overall and per length bucket; the simulator beside."""
+    """Every policy on the same requests and arrivals, at several loads and seeds, on one engine
+    (or over HTTP); FCFS ratios with 95 % intervals overall and per length bucket; the simulator
+    beside."""
     from rich.console import Console
     from rich.progress import Progress
     from transformers import AutoTokenizer
 
     from trail.bench import analysis, experiment_plots, sim_check
-    from trail.bench.experiment import Cells, Grid, run_grid
+    from trail.bench.experiment import Cells, Grid, engine_runner, measure_saturation, run_grid
     from trail.bench.workload import load_jsonl, sample
     from trail.engine.engine_config import EngineConfig
 
@@ -64,32 +77,45 @@ def replay(
         burstiness=burstiness,
         cap=cap,
     )
+    if not http and any("router" in extra for _, _, extra in grid.policies):
+        raise typer.BadParameter(
+            "a policy names a router: that needs --http", param_hint="--policies"
+        )
     pool = load_jsonl(workload)
     cells = Cells(out / "cells")
-    sat = _saturation(out, engine, pool, tok, saturation_rps, mean_len, console)
-    console.print(
-        f"saturation {sat['rps']:.3f} req/s ({sat['tok_s']:.1f} tok/s / {sat['mean_len']:.0f}"
-        f" tokens); {len(grid.cells())} runs of {n} requests"
-    )
-    with Progress(console=console) as progress:
-        task = progress.add_task("runs", total=len(grid.cells()))
-        run_grid(
-            grid,
-            engine,
-            lambda seed: sample(pool, n, seed),
-            sat["rps"],
-            tok,
-            _prompt_predictions,
-            cells,
-            tick=lambda label: progress.advance(task),
+    with ExitStack() as stack:
+        if http:
+            from trail.bench.app import AppLauncher
+            from trail.bench.http_replay import HttpSetup, http_runner, measure_http_saturation
+
+            launcher = stack.enter_context(AppLauncher())
+            setup = HttpSetup(launcher, replicas, router, max_num_seqs, model or "smollm2")
+            run_cell = http_runner(setup, cap)
+            measure = lambda: measure_http_saturation(setup, pool, out / "saturation")  # noqa: E731
+        else:
+            run_cell = engine_runner(engine, tok, _prompt_predictions, cap)
+            measure = lambda: measure_saturation(engine, pool, tok, out / "saturation")  # noqa: E731
+        sat = _saturation(out, measure, pool, saturation_rps, mean_len, console)
+        console.print(
+            f"saturation {sat['rps']:.3f} req/s ({sat['tok_s']:.1f} tok/s / {sat['mean_len']:.0f}"
+            f" tokens); {len(grid.cells())} runs of {n} requests"
         )
-    table = analysis.analyse(grid, cells)
-    report: dict[str, Any] = {
-        "meta": {**_meta(grid, engine, workload), "saturation": sat},
-        "table": table,
-        "goals": analysis.goals(table),
-    }
-    if sim:
+        with Progress(console=console) as progress:
+            task = progress.add_task("runs", total=len(grid.cells()))
+            run_grid(
+                grid,
+                run_cell,
+                lambda seed: sample(pool, n, seed),
+                sat["rps"],
+                cells,
+                tick=lambda label: progress.advance(task),
+            )
+    table = analysis.analyse(grid, cells, reference)
+    meta = {**_meta(grid, engine, workload), "saturation": sat, "reference": reference}
+    if http:
+        meta["http"] = {"replicas": replicas, "router": router}
+    report: dict[str, Any] = {"meta": meta, "table": table, "goals": analysis.goals(table)}
+    if sim and not http:  # the simulator is calibrated from the engine's step trace
         report["sim_check"] = sim_check.sim_check(grid, cells, engine, kv_tokens(cfg))
     (out / "experiment.json").write_text(json.dumps(report, indent=2))
     plots = experiment_plots.plot_all(table, grid, cells, out)
@@ -112,14 +138,22 @@ def parse_policy(spec: str, c: float) -> tuple[str, str, dict]:
     extra: dict = {} if policy in ("fcfs", "sjf-prompt") else {"c": c}
     for item in filter(None, rest.split("+")):
         key, _, value = item.partition("=")
-        extra[key] = float(value)
+        extra[key] = _router(value) if key == "router" else float(value)
     return spec.strip(), policy, extra
 
 
-def _saturation(out, engine, pool, tok, rps, mean_len, console) -> dict:  # noqa: ANN001
-    """Measured once per output folder (saturation.json), unless given."""
-    from trail.bench.experiment import measure_saturation
+def _router(name: str) -> str:
+    from typing import get_args
 
+    from trail.serve.config import RouterName
+
+    if name not in get_args(RouterName):
+        raise typer.BadParameter(f"router {name!r} is not one of {get_args(RouterName)}")
+    return name
+
+
+def _saturation(out, measure, pool, rps, mean_len, console) -> dict:  # noqa: ANN001
+    """Measured once per output folder (saturation.json), unless given."""
     known = [w.out_tokens for w in pool if w.out_tokens]
     mean = mean_len or (sum(known) / len(known) if known else 355.0)
     path = out / "saturation.json"
@@ -128,7 +162,7 @@ def _saturation(out, engine, pool, tok, rps, mean_len, console) -> dict:  # noqa
     if path.exists():
         return json.loads(path.read_text())
     console.print("measuring saturation (a full batch of 64-token requests)...")
-    got = measure_saturation(engine, pool, tok, out / "saturation")
+    got = measure()
     sat = {**got, "mean_len": mean, "rps": got["tok_s"] / mean, "measured": True}
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(sat))

@@ -63,16 +63,18 @@ def print_load(console: Any, load: str, rows: dict[str, Any]) -> None:
             str(r["recomputed_tokens"]),
         )
     console.print(t)
-    t = _table(
-        f"load {load}: FCFS / policy, 95 % CI", ["policy", "mean", "TTFT", "P99", "P99 stall"]
-    )
+    ref = next((r["reference"] for r in rows.values() if "reference" in r), None)
+    cols = ["policy", "mean", "TTFT", "P99", "P99 stall"] + ([f"mean: x / {ref}"] if ref else [])
+    t = _table(f"load {load}: FCFS / policy, 95 % CI", cols)
     for label, r in rows.items():
         if label == "fcfs":
             continue  # 1 by definition
         q = r["fcfs_over"]
-        t.add_row(
-            label, *(_ci(q[k]) for k in ("mean_latency", "mean_ttft", "p99_latency", "p99_stall"))
-        )
+        cells = [_ci(q[k]) for k in ("mean_latency", "mean_ttft", "p99_latency", "p99_stall")]
+        if ref:
+            over = r.get("over_reference_mean_latency")
+            cells.append(_ci(over) if over else "1")
+        t.add_row(label, *cells)
     console.print(t)
     t = _table(f"load {load}: FCFS / policy mean latency by true length", ["policy", *BUCKETS])
     for label, r in rows.items():

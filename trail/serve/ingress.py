@@ -134,11 +134,11 @@ class Ingress:
 
     @api.post("/v1/chat/completions", dependencies=JSON_BODY, responses=STREAMING)
     async def chat(self, request: ChatCompletionRequest) -> Response:
-        return await self._generate("chat", request, "chatcmpl", "", chat_facts)
+        return await self._generate("chat", request, "chatcmpl", chat_facts)
 
     @api.post("/v1/completions", dependencies=JSON_BODY, responses=STREAMING)
     async def completions(self, request: CompletionRequest) -> Response:
-        return await self._generate("completion", request, "cmpl", "-0", completion_facts)
+        return await self._generate("completion", request, "cmpl", completion_facts)
 
     @api.post("/tokenize", dependencies=JSON_BODY, responses=ERRORS)
     async def tokenize(self, request: TokenizeRequest) -> Response:
@@ -154,21 +154,23 @@ class Ingress:
         route: Route,
         request: Any,
         prefix: str,
-        first_suffix: str,
         facts_of: Callable[[Any, Any, int], RequestFacts],
     ) -> Response:
-        """Predict, attach TRAIL's scheduler inputs, forward. The engine sees the first prompt
-        as `<response id><first_suffix>` (vLLM numbers a completion's prompts), which is the
-        id of its record and capture."""
+        """Predict, attach TRAIL's scheduler inputs, forward. The engine sees a chat as
+        `chatcmpl-<id>` and a completion's prompts as `cmpl-<id>-<i>` (vLLM's numbering); the
+        first is the id of the record and capture."""
         ext = trail_extensions(request)
         drop_unknown_fields(request)
         if "request_id" not in request.model_fields_set:  # a client's own id is kept, as vLLM does
             request.request_id = uuid.uuid4().hex
-        engine_id = f"{prefix}-{request.request_id}{first_suffix}"
         loop, max_len = asyncio.get_running_loop(), self.cfg.engine.max_model_len
         facts = await loop.run_in_executor(
             self.tokenize_pool, facts_of, request, self.tokenizer, max_len
         )
+        base = f"{prefix}-{request.request_id}"
+        prompts = range(max(facts.prompts, 1))
+        engine_ids = (base,) if route == "chat" else tuple(f"{base}-{i}" for i in prompts)
+        engine_id = engine_ids[0]
         trail, expected = await self._trail_args(engine_id, request, facts, ext)
         request.vllm_xargs = {**ext.xargs, "trail": trail}  # -> SamplingParams.extra_args
         call = OpenAICall(
@@ -177,6 +179,7 @@ class Ingress:
             request_id=engine_id,
             prompt_tokens=facts.prompt_tokens,
             predicted_tokens=expected * facts.n * max(facts.prompts, 1),
+            engine_ids=engine_ids,
         )
         return await self._forward(call, engine_id)
 

@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,8 @@ class LLMServer:
         args = frontend_args(
             self.cfg.engine.model, self.cfg.served_model_name, self.cfg.openai_args
         )
-        tracked = TrackedEngine(self.engine, self.capture, lambda: self.probe_version)
-        self.openai_state = await build_state(tracked, args)
+        self.tracked = TrackedEngine(self.engine, self.capture, lambda: self.probe_version)
+        self.openai_state = await build_state(self.tracked, args)
         self.reload_error: str | None = None
         if self.cfg.probe_watch and self.probe is not None:
             watch = self._watch_probe(self.cfg.probe_watch, self.cfg.probe_watch_s)
@@ -156,18 +157,21 @@ class LLMServer:
 
     async def openai(self, call: OpenAICall) -> AsyncIterator[Accepted | Reply | str]:
         """Answer one OpenAI call through vLLM's handler. The first item says which replica
-        took it; if the caller goes away, the generation is aborted in the engine (vLLM's
-        generate() aborts when its consumer is cancelled)."""
+        took it; if the caller goes away, the generation is aborted in the engine."""
         if call.route in GENERATES:
             self.inflight[call.request_id] = Inflight(
                 call.work_tokens, call.predicted_tokens, time.time()
             )
         try:
             yield Accepted(self.name)
-            async for item in answer(self.openai_state, call):
-                yield item
+            async with aclosing(answer(self.openai_state, call)) as items:
+                async for item in items:
+                    yield item
         finally:
             self.inflight.pop(call.request_id, None)
+            left = await self.tracked.abort_left_behind(call.engine_ids)
+            if left:
+                logger.info("aborted %s, left behind by a cancelled call", left)
 
     def record_routing_stats(self) -> dict[str, Any]:
         """Predicted remaining work (engine snapshot + requests it does not show yet)."""

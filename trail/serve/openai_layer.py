@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from typing import Any
 
 from trail.serve.protocol import OpenAICall, Reply
@@ -88,5 +89,6 @@ async def answer(state: Any, call: OpenAICall) -> AsyncIterator[Reply | str]:
     elif isinstance(result, BaseModel):
         yield Reply(200, result.model_dump())
     else:
-        async for event in result:
-            yield event
+        async with aclosing(result):
+            async for event in result:
+                yield event

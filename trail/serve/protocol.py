@@ -22,6 +22,7 @@ class OpenAICall:
     request_id: str = ""  # the response's id ("chatcmpl-..."), also the record key
     prompt_tokens: int = 0
     predicted_tokens: float = 0.0  # expected output tokens, summed over the n choices
+    engine_ids: tuple[str, ...] = ()  # the engine's ids of its prompts (aborted if left behind)
 
     @property
     def work_tokens(self) -> float:

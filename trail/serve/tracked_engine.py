@@ -3,12 +3,14 @@
 vLLM's handlers call `engine_client.generate(...)` once per prompt; everything else they ask for
 (config, renderer, tokenizer, abort) goes straight to the engine. Passing through here is what
 lets a replica keep TRAIL's per-request duties without touching vLLM's serving code: the capture
-settings the worker's sink reads (`extra_args["trail"]`) and the finished request's label.
+settings the worker's sink reads (`extra_args["trail"]`) and the finished request's label, and
+the ids still generating, so that a replica can abort what a cancelled call left behind.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from contextlib import aclosing
 from typing import Any
 
 from trail.serve.capture import ServedCapture
@@ -19,6 +21,7 @@ class TrackedEngine:
         self._engine = engine
         self._capture = capture
         self._probe_version = probe_version  # a callable: the probe may be swapped meanwhile
+        self.live: set[str] = set()  # engine ids whose generate() has not ended
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
@@ -30,21 +33,35 @@ class TrackedEngine:
         if capture is not None:
             sampling_params = _with_trail(sampling_params, capture.extra(request_id))
             count = _TokenCount(sampling_params)
-        async for out in self._engine.generate(
-            prompt, sampling_params, request_id, *args, **kwargs
-        ):
-            if capture is not None:
-                count.add(out)
-                if out.finished:
-                    capture.label(
-                        request_id,
-                        count.tokens,
-                        out.outputs[0].finish_reason,
-                        sampling_params.max_tokens,
-                        count.prompt_tokens,
-                        self._probe_version(),
-                    )
-            yield out
+        self.live.add(request_id)
+        try:
+            outs = self._engine.generate(prompt, sampling_params, request_id, *args, **kwargs)
+            async with aclosing(outs):
+                async for out in outs:
+                    if capture is not None:
+                        count.add(out)
+                        if out.finished:
+                            capture.label(
+                                request_id,
+                                count.tokens,
+                                out.outputs[0].finish_reason,
+                                sampling_params.max_tokens,
+                                count.prompt_tokens,
+                                self._probe_version(),
+                            )
+                    yield out
+        finally:
+            self.live.discard(request_id)
+
+    async def abort_left_behind(self, request_ids: Iterable[str]) -> list[str]:
+        """Abort those of `request_ids` still generating. vLLM aborts a request when its
+        generate() is cancelled or closed, but a generator that only falls out of reach (an
+        abandoned stream several handlers deep) is closed whenever the garbage collector gets to
+        it — meanwhile the request holds a batch slot (a flaky CI run: six for 60 s)."""
+        left = [r for r in request_ids if r in self.live]
+        if left:
+            await self._engine.abort(left)
+        return left
 
     def _capture_for(self, request_id: str, params: Any) -> ServedCapture | None:
         """Captured: a sampled, single-choice generation (the probe rows of n > 1 choices would
