@@ -176,3 +176,16 @@ def test_a_router_is_refused_without_http(tmp_path) -> None:
     assert result.exit_code == 2 and "--http" in result.output
     bad = CliRunner().invoke(app, ["replay", "--http", "--policies", "fcfs,trail@router=p3"])
     assert bad.exit_code == 2 and "p3" in bad.output
+
+
+def test_saturation_is_the_full_batch_decode_rate_not_the_burst_span() -> None:
+    """Full decode-only steps set the rate; ramp, prefill and tail steps do not."""
+    from trail.bench.experiment import full_batch_rate
+
+    full = [{"decode_seqs": 8, "prefill_tokens": 0, "step_s": 0.08}] * 20
+    ramp = [{"decode_seqs": k, "prefill_tokens": 0, "step_s": 0.05} for k in range(1, 8)]
+    prefill = [{"decode_seqs": 8, "prefill_tokens": 300, "step_s": 0.5}] * 5
+    rate = full_batch_rate(full + ramp + prefill, slots=8, engines=2)
+    assert rate["tok_s"] == pytest.approx(2 * 8 / 0.08) and rate["full_batch_steps"] == 20
+    with pytest.raises(RuntimeError, match="full-batch"):
+        full_batch_rate(ramp + prefill, slots=8, engines=1)

@@ -161,7 +161,7 @@ def _saturation(out, measure, pool, rps, mean_len, console) -> dict:  # noqa: AN
         return {"rps": rps, "tok_s": rps * mean, "mean_len": mean, "measured": False}
     if path.exists():
         return json.loads(path.read_text())
-    console.print("measuring saturation (a full batch of 64-token requests)...")
+    console.print("measuring saturation (full batches of 128-token requests)...")
     got = measure()
     sat = {**got, "mean_len": mean, "rps": got["tok_s"] / mean, "measured": True}
     out.mkdir(parents=True, exist_ok=True)

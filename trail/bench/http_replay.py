@@ -15,7 +15,7 @@ from typing import Any
 
 from trail.bench.app import AppLauncher, app_args
 from trail.bench.client import Record, make_body
-from trail.bench.experiment import RunCell
+from trail.bench.experiment import SATURATION_TOKENS, RunCell, full_batch_rate
 from trail.bench.load import open_loop
 from trail.bench.replay import _base_id, preemption_counts, read_events
 from trail.bench.requests import BenchRequest
@@ -108,6 +108,7 @@ def _cell(records: list[Record], events: list[dict], deploy_s: float, router: st
         }
         for r in records
     }
+    steps = [e for e in events if e.get("event") == "step"]
     events = [e for e in events if _request_of(e) in res]  # not the warm-up's
     for e in events:
         if e.get("event") == "preempted":
@@ -119,7 +120,7 @@ def _cell(records: list[Record], events: list[dict], deploy_s: float, router: st
     )
     summary.update(preemption_counts(events), deploy_s=deploy_s, router=router)
     summary["replicas_used"] = len({r["replica"] for r in res.values()})
-    return {"summary": summary, "requests": res, "steps": []}
+    return {"summary": summary, "requests": res, "steps": steps}
 
 
 def _request_of(event: dict) -> str | None:
@@ -138,10 +139,12 @@ def _warm(url: str, replicas: int) -> None:
 
 
 def measure_http_saturation(setup: HttpSetup, items: list[WorkItem], workdir: Path) -> dict:
-    """The app's full-batch token rate: 2 × max_num_seqs × replicas requests of 64 tokens at
-    once, FCFS (the replicas share this machine's cores, so 2 replicas are not 2 × one)."""
+    """The app's full-batch rate (`full_batch_rate`): 2 × max_num_seqs × replicas requests of
+    128 tokens at once; every replica's steps count (they share this machine's cores, so 2
+    replicas are not 2 × one)."""
     batch = 2 * setup.max_num_seqs * setup.replicas
     sample = (items * (batch // max(len(items), 1) + 1))[:batch]
-    reqs = http_requests(sample, [64] * batch, 64)
+    reqs = http_requests(sample, [SATURATION_TOKENS] * batch, SATURATION_TOKENS)
     cell = run_http_policy(setup, "fcfs", reqs, [0.0] * batch, False, workdir, {}, "saturation")
-    return {"tok_s": cell["summary"]["throughput_tok_s"], "requests": batch, "tokens": 64}
+    rate = full_batch_rate(cell["steps"], setup.max_num_seqs, setup.replicas)
+    return rate | {"requests": batch}
