@@ -189,3 +189,13 @@ def test_saturation_is_the_full_batch_decode_rate_not_the_burst_span() -> None:
     assert rate["tok_s"] == pytest.approx(2 * 8 / 0.08) and rate["full_batch_steps"] == 20
     with pytest.raises(RuntimeError, match="full-batch"):
         full_batch_rate(ramp + prefill, slots=8, engines=1)
+
+
+def test_a_cells_speed_is_its_median_step_at_the_fullest_batch() -> None:
+    from trail.bench.analysis import full_batch_step_ms
+
+    steps = [{"decode_seqs": 4, "prefill_tokens": 0, "step_s": s} for s in (0.07, 0.08, 0.09)]
+    steps += [{"decode_seqs": 2, "prefill_tokens": 0, "step_s": 0.01}]
+    steps += [{"decode_seqs": 4, "prefill_tokens": 50, "step_s": 1.0}]
+    assert full_batch_step_ms({"steps": steps}) == pytest.approx(80.0)
+    assert full_batch_step_ms({"steps": []}) is None

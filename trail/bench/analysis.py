@@ -57,6 +57,7 @@ def policy_row(label: str, got: dict, arrays: dict, reference: str | None) -> di
         "throughput_tok_s": _mean(summaries, "throughput_tok_s"),
         "throughput_vs_fcfs": _mean(summaries, "throughput_tok_s")
         / _mean([got["fcfs"][s]["summary"] for s in seeds], "throughput_tok_s"),
+        "full_batch_step_ms": _mean_or_none([full_batch_step_ms(got[label][s]) for s in seeds]),
         "preemptions": int(sum(s["preemptions"] for s in summaries)),
         "preemptions_by_reason": _sum_reasons(summaries),
         "recomputed_tokens": int(sum(s["recomputed_tokens"] for s in summaries)),
@@ -96,6 +97,22 @@ def _bucket(base: dict, mine: dict, bucket: str) -> tuple[dict, dict]:
         if keep.any():
             b[s], m[s] = base[s]["latency_s"][keep], mine[s]["latency_s"][keep]
     return b, m
+
+
+def full_batch_step_ms(cell: dict) -> float | None:
+    """The median decode-only step at the cell's fullest batch: the machine's speed during the
+    cell. In overload a 10 % slower step moves mean latency by far more than 10 %, so a ratio
+    between two cells is read beside their step times."""
+    steps = [s for s in cell.get("steps", []) if s["prefill_tokens"] == 0 and s["decode_seqs"]]
+    if not steps:
+        return None
+    full = max(s["decode_seqs"] for s in steps)
+    return 1000 * float(np.median([s["step_s"] for s in steps if s["decode_seqs"] == full]))
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
 
 
 def _mean(rows: list[dict], key: str) -> float:
