@@ -23,9 +23,10 @@ def tables(report: dict) -> str:
     for load, rows in report["table"].items():
         out.append(f"load {load} × saturation\n")
         out.append(
-            "| policy | n | mean latency (s) | P99 (s) | mean TTFT (s) | tok/s vs FCFS | preemptions |"
+            "| policy | n | mean latency (s) | P99 (s) | mean TTFT (s) | tok/s vs FCFS"
+            " | full-batch step (ms) | preemptions |"
         )
-        out.append("|---|---|---|---|---|---|---|")
+        out.append("|---|---|---|---|---|---|---|---|")
         for label, r in rows.items():
             out.append(
                 f"| {label} | {r['requests']} | {r['mean_latency_s']:.1f} | {r['p99_latency_s']:.1f}"
