@@ -79,13 +79,13 @@ def chat(text: str = "hi", **over: Any) -> dict:
 
 
 def wait_idle(load_dir: Path, timeout_s: float = 60) -> dict:
-    """Both replicas report nothing in flight (recently): the app is quiet."""
+    """Both live replicas report nothing in flight (recently): the app is quiet. A replica
+    Serve replaced leaves its last stats file behind; only fresh files count."""
 
     def idle() -> bool:
-        stats = replica_stats(load_dir)
-        return len(stats) == 2 and all(
-            s["inflight"] == 0 and s["engine_unfinished"] == 0 and time.time() - s["ts"] < 2
-            for s in stats.values()
+        live = [s for s in replica_stats(load_dir).values() if time.time() - s["ts"] < 2]
+        return len(live) == 2 and all(
+            s["inflight"] == 0 and s["engine_unfinished"] == 0 for s in live
         )
 
     assert wait_for(idle, timeout_s), replica_stats(load_dir)
