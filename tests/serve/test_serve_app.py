@@ -136,7 +136,9 @@ def test_new_requests_go_to_the_lighter_replica_and_disconnect_aborts(serve_app)
             got = [next(lines) for _ in range(6)]
             assert all(g.startswith("data:") or g == "" for g in got)
             assert wait_for(lambda: replica_stats(load_dir)[heavy]["work_tokens"] > 300, 10)
-            time.sleep(0.6)  # stats refreshed after the dispatch: the ledger has let go
+            # stats refreshed after the dispatch (the ledger has let go) and broadcast by the
+            # controller to the ingress's router: 0.6 s was too little on a loaded machine
+            time.sleep(1.5)
             for _ in range(3):
                 r = client.post(url + CHAT, json=chat(max_tokens=4, ignore_eos=True))
                 assert r.status_code == 200
