@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from trail.bench.experiment import Cells, Grid
+from trail.bench.experiment import Cells, Grid, decode_steps_at
 from trail.bench.intervals import BUCKETS, STATS, bucket_of, ratio_interval
 
 # (name in the report, per-request field, statistic); FCFS / policy: above 1 = policy better
@@ -103,11 +103,11 @@ def full_batch_step_ms(cell: dict) -> float | None:
     """The median decode-only step at the cell's fullest batch: the machine's speed during the
     cell. In overload a 10 % slower step moves mean latency by far more than 10 %, so a ratio
     between two cells is read beside their step times."""
-    steps = [s for s in cell.get("steps", []) if s["prefill_tokens"] == 0 and s["decode_seqs"]]
-    if not steps:
+    steps = cell.get("steps", [])
+    full = max((s["decode_seqs"] for s in steps if s["prefill_tokens"] == 0), default=0)
+    if not full:
         return None
-    full = max(s["decode_seqs"] for s in steps)
-    return 1000 * float(np.median([s["step_s"] for s in steps if s["decode_seqs"] == full]))
+    return 1000 * float(np.median(decode_steps_at(steps, full)))
 
 
 def _mean_or_none(values: list[float | None]) -> float | None:

@@ -60,8 +60,7 @@ class Cells:
         return self.root / "natural_lengths.json"
 
     def path(self, seed: int, load: float, label: str) -> Path:
-        safe = label.replace("@", "_").replace("=", "").replace("+", "_")
-        return self.root / f"seed{seed}" / f"load{load:g}" / f"{safe}.json"
+        return self.root / f"seed{seed}" / f"load{load:g}" / f"{safe_label(label)}.json"
 
     def get(self, seed: int, load: float, label: str) -> dict | None:
         p = self.path(seed, load, label)
@@ -76,6 +75,21 @@ class Cells:
         for i, text in enumerate(prompts):
             self.lengths[prompt_key(text)] = int(results[f"q{i}"]["length"])
         self.lengths_path.write_text(json.dumps(self.lengths))
+
+
+def safe_label(label: str) -> str:
+    """A policy spec (`trail@c=0.5+margin_tokens=8`) as a file name."""
+    return label.replace("@", "_").replace("=", "").replace("+", "_")
+
+
+def cycled(items: list[WorkItem], n: int) -> list[WorkItem]:
+    """n items, repeating the list when it is shorter."""
+    return (items * (n // max(len(items), 1) + 1))[:n]
+
+
+def decode_steps_at(steps: list[dict], batch: int) -> list[float]:
+    """Step times of the decode-only steps that ran `batch` sequences."""
+    return [s["step_s"] for s in steps if s["decode_seqs"] == batch and s["prefill_tokens"] == 0]
 
 
 def prompt_key(text: str) -> str:
@@ -143,7 +157,7 @@ def measure_saturation(engine: dict, items: list[WorkItem], tokenizer: Any, work
     """Full-batch token rate: 2 × max_num_seqs requests of 128 tokens sent at once, then the
     batch over the median time of its full decode-only steps (`full_batch_rate`)."""
     slots = int(engine.get("max_num_seqs", 16))
-    sample = (items * (2 * slots // max(len(items), 1) + 1))[: 2 * slots]
+    sample = cycled(items, 2 * slots)
     lengths = [SATURATION_TOKENS] * len(sample)
     arrivals = build_arrivals(sample, tokenizer, [0.0] * len(sample), None, lengths=lengths)
     res = run_policy(engine, "fcfs", arrivals, workdir, {}, "saturation")
@@ -154,7 +168,7 @@ def full_batch_rate(steps: list[dict], slots: int, engines: int) -> dict:
     """engines × slots tokens per median full-batch decode step. Tokens over the burst's span
     count its ramp, prefills and tail too: that read 69 tok/s for two replicas whose full
     batches ran at 191 (docs/pitfalls.md)."""
-    full = [s["step_s"] for s in steps if s["decode_seqs"] == slots and s["prefill_tokens"] == 0]
+    full = decode_steps_at(steps, slots)
     if len(full) < 10:
         raise RuntimeError(f"only {len(full)} full-batch decode steps in the saturation run")
     tok_s = engines * slots / float(np.median(full))

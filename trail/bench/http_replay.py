@@ -15,7 +15,13 @@ from typing import Any
 
 from trail.bench.app import AppLauncher, app_args
 from trail.bench.client import Record, make_body
-from trail.bench.experiment import SATURATION_TOKENS, RunCell, full_batch_rate
+from trail.bench.experiment import (
+    SATURATION_TOKENS,
+    RunCell,
+    cycled,
+    full_batch_rate,
+    safe_label,
+)
 from trail.bench.load import open_loop
 from trail.bench.replay import _base_id, preemption_counts, read_events
 from trail.bench.requests import BenchRequest
@@ -70,7 +76,7 @@ def run_http_policy(
     per-request results, preemptions from the replicas' scheduler events."""
     extra = dict(trail_extra)
     router = str(extra.pop("router", setup.router))
-    folder = workdir / label.replace("@", "_").replace("=", "")
+    folder = workdir / safe_label(label)
     folder.mkdir(parents=True, exist_ok=True)
     dump = folder / "events.jsonl"  # every replica appends its lines (O_APPEND, line-buffered)
     dump.unlink(missing_ok=True)
@@ -143,8 +149,7 @@ def measure_http_saturation(setup: HttpSetup, items: list[WorkItem], workdir: Pa
     128 tokens at once; every replica's steps count (they share this machine's cores, so 2
     replicas are not 2 × one)."""
     batch = 2 * setup.max_num_seqs * setup.replicas
-    sample = (items * (batch // max(len(items), 1) + 1))[:batch]
-    reqs = http_requests(sample, [SATURATION_TOKENS] * batch, SATURATION_TOKENS)
+    reqs = http_requests(cycled(items, batch), [SATURATION_TOKENS] * batch, SATURATION_TOKENS)
     cell = run_http_policy(setup, "fcfs", reqs, [0.0] * batch, False, workdir, {}, "saturation")
     rate = full_batch_rate(cell["steps"], setup.max_num_seqs, setup.replicas)
     return rate | {"requests": batch}
