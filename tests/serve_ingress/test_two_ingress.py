@@ -1,6 +1,9 @@
 """Two ingress replicas, each with its own router on its own stale stats, in front of two
-tiny-model engines scheduled by `trail-prompt` — so the work the routers weigh is the ingress's
+tiny-model engines scheduled by `sjf-prompt` — so the work the routers weigh is the ingress's
 *prompt prediction* (the shipped MiniLM predictor), not a length the client gave away.
+`sjf-prompt` keeps that prediction fixed; under `trail-prompt` it counts down, and the tiny model
+runs the essay's ~500 predicted tokens in about as long as the test waits, after which both held
+answers look finished (0 left) and the routers tie — the test then measured the machine's speed.
 
 Requests send `ignore_eos` with `vllm_xargs.trail_use_max_tokens: false`: every answer really runs
 `max_tokens` tokens, yet neither the ingress nor the engine may use that number (issue 16).
@@ -23,6 +26,9 @@ pytestmark = pytest.mark.serve
 CHAT = "/v1/chat/completions"
 ESSAY = "Write a long story about a dragon, with many chapters."  # predicted ~500 tokens
 HI = "hi"  # predicted ~15 tokens
+# a newcomer's predicted length L weighs a running answer as min(its remaining, L): for L ~ 15
+# "hi" and the essay weigh the same (both outlast the newcomer), so newcomers look ~300 long
+MEDIUM = "Explain in great detail, with examples, how neural networks are trained."
 HELD = 1500  # tokens: the held answers must outlast the test's waits
 
 
@@ -34,7 +40,7 @@ def running_there(load_dir: Path, replica: str) -> bool:
 @pytest.fixture(scope="module")
 def two_ingress(tiny_path) -> Iterator[ServeStack]:  # noqa: ARG001 - the model must exist
     def prompt_policy(args: dict, root: Path) -> None:  # noqa: ARG001
-        args["engine"]["trail"] = {"policy": "trail-prompt"}
+        args["engine"]["trail"] = {"policy": "sjf-prompt"}
 
     # room for answers long enough to outlast the waits below (the tiny model is fast)
     over = {"ingress": {"num_replicas": 2, "max_inflight": 32}, "engine": {"max_model_len": 2048}}
@@ -76,8 +82,8 @@ def test_both_ingress_replicas_route_and_a_burst_stays_balanced(two_ingress):
 @pytest.mark.parametrize("order", [(ESSAY, HI), (HI, ESSAY)])
 def test_short_requests_join_the_replica_whose_work_is_predicted_shorter(two_ingress, order):
     """Two 1,500-token answers hold one replica each; only the prompt predictor tells them apart
-    (the essay looks ~500 tokens long, "hi" ~15). New short requests must go where "hi" runs,
-    whichever of the two came first."""
+    (the essay looks ~500 tokens long, "hi" ~15). New requests predicted ~300 long (they run 4)
+    must go where "hi" runs, whichever of the two came first."""
     url, load_dir = two_ingress.url, two_ingress.load_dir
     wait_idle(load_dir)
     client = httpx.Client(timeout=60)
@@ -96,11 +102,13 @@ def test_short_requests_join_the_replica_whose_work_is_predicted_shorter(two_ing
             time.sleep(1.0)  # ... and the second's (a stale view still counts its prompt)
             served = []
             for _ in range(2):
-                r = client.post(url + CHAT, json=hidden_length(HI, 4))
+                r = client.post(url + CHAT, json=hidden_length(MEDIUM, 4))
                 assert r.status_code == 200
                 served.append(r.headers["x-trail-replica"])
-                # the next one alone: the routers have let go of this one's reservation
+                # the next one alone: the routers have let go of this one's reservation, and
+                # the replica's stats no longer count it
                 time.sleep(TENTATIVE_S + 0.1)
+                assert wait_for(lambda: running_there(load_dir, served[-1]), 10)
             stats = replica_stats(load_dir)
             assert all(stats[x]["inflight"] >= 1 for x in held.values()), stats
     assert served == [held[HI]] * 2, (served, held, stats)
