@@ -57,6 +57,26 @@ def test_fcfs_orders_by_arrival_and_trail_by_prediction():
     ]
 
 
+def test_rank_buckets_serve_similar_predictions_in_arrival_order():
+    """A bucket of 64 tokens: 260 and 310 rank equal (FCFS between them), 20 still goes first;
+    exact ranking would put the later 260 ahead of the earlier 310."""
+    early_long, late_long, short = st("a", 0.0, 310), st("b", 1.0, 260), st("c", 2.0, 20)
+    queue = [late_long, short, early_long]
+    exact = order_waiting(queue, 5.0, get_policy("sjf-prompt"))
+    bucketed = order_waiting(queue, 5.0, get_policy("sjf-prompt", rank_bucket_tokens=64))
+    assert [x.request_id for x in exact] == ["c", "b", "a"]
+    assert [x.request_id for x in bucketed] == ["c", "a", "b"]
+
+
+def test_engine_settings_carry_the_rank_bucket_to_the_policy():
+    from trail.engine.trail_config import TrailConfig
+
+    assert (
+        TrailConfig(policy="trail", rank_bucket_tokens=64).policy_config().rank_bucket_tokens == 64
+    )
+    assert TrailConfig(policy="trail").policy_config().rank_bucket_tokens == 0  # exact order
+
+
 def test_ties_break_by_arrival():
     a, b = st("a", 1.0, 50), st("b", 0.5, 50)
     assert [x.request_id for x in order_waiting([a, b], 2.0, get_policy("trail"))] == ["b", "a"]

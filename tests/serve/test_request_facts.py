@@ -41,7 +41,7 @@ def test_chat_facts_count_the_templated_prompt_and_read_the_last_user_message(to
         {"role": "user", "content": [{"type": "text", "text": "second"}]},
     ]
     facts = chat_facts(chat_req(messages=msgs, n=3), tokenizer, 512)
-    assert facts.text == "second" and facts.n == 3
+    assert facts.text == "second" and facts.n == 3 and facts.choices == 3
     one = chat_facts(chat_req(), tokenizer, 512)
     assert one.prompt_tokens == len(chat_prompt_ids(tokenizer, "hi"))
     assert one.max_tokens == 512 - one.prompt_tokens  # no max_tokens: the rest of the context
@@ -53,6 +53,7 @@ def test_completion_facts_sum_prompts_and_decode_token_ids(tokenizer):
     two = CompletionRequest.model_validate({"model": "tiny", "prompt": ["a b", "c"], "n": 2})
     facts = completion_facts(two, tokenizer, 512)
     assert facts.prompts == 2 and facts.n == 2 and facts.text == "a b"
+    assert facts.choices == 4  # n per prompt: the router is told 4 x the predicted length
     assert facts.max_tokens == 16  # vLLM's completions default
     ids = tokenizer("hello there")["input_ids"]
     by_ids = completion_facts(

@@ -49,13 +49,16 @@ def workload(
 def overhead(
     batches: str = typer.Option("1,8,32"),
     tokens: int = typer.Option(48, help="decode tokens per request"),
-    predict_every: int = typer.Option(1),
+    predict_every: int = typer.Option(None, help="probe cadence (default: the probe card's)"),
+    reps: int = typer.Option(1, help="fcfs/trail pairs, interleaved (machine speed drifts)"),
     probe: Path = typer.Option(None, help="probe dir (default: the shipped one)"),
     out: Path = typer.Option(Path("runs/overhead")),
 ) -> None:
-    """Decode step time of `trail` (capture + probe each step) vs `fcfs` at several batch sizes."""
+    """Decode step time of `trail` (capture + probe + refinement) vs `fcfs` at several batch
+    sizes; each repetition runs both engines back to back and the table shows the means."""
     import json
 
+    import numpy as np
     from rich.console import Console
     from rich.table import Table
     from transformers import AutoTokenizer
@@ -70,31 +73,39 @@ def overhead(
     ids = chat_prompt_ids(tok, "Describe a busy harbour at dawn.")
     sizes = [int(b) for b in batches.split(",")]
     engine = cfg.model_dump(exclude={"trail"})
-    trail = {"policy": "trail", "predict_every": predict_every}
+    trail: dict = {"policy": "trail"}
+    if predict_every:
+        trail["predict_every"] = predict_every
     if probe:
         trail["probe_path"] = str(probe)
-    with console.status("fcfs engine"):
-        base = measure(engine, ids, sizes, tokens, {"policy": "fcfs"}, out / "fcfs")
-    with console.status("trail engine"):
-        with_probe = measure(engine, ids, sizes, tokens, trail, out / "trail")
-    t = Table(title=f"decode step time (predict_every={predict_every})")
+    runs: dict[str, list[dict[int, float]]] = {"fcfs": [], "trail": []}
+    for rep in range(reps):
+        for name, settings in (("fcfs", {"policy": "fcfs"}), ("trail", trail)):
+            with console.status(f"{name} engine, repetition {rep + 1}/{reps}"):
+                runs[name].append(
+                    measure(engine, ids, sizes, tokens, settings, out / f"{name}{rep}")
+                )
+    t = Table(title=f"decode step time, mean of {reps} interleaved repetition(s)")
     for col in ["batch", "fcfs ms", "trail ms", "overhead"]:
         t.add_column(col, justify="right")
     rows = []
     for b in sizes:
+        base = float(np.mean([r[b] for r in runs["fcfs"]]))
+        with_probe = float(np.mean([r[b] for r in runs["trail"]]))
         rows.append(
             {
                 "batch": b,
-                "fcfs_s": base[b],
-                "trail_s": with_probe[b],
-                "overhead": with_probe[b] / base[b] - 1,
+                "fcfs_s": base,
+                "trail_s": with_probe,
+                "overhead": with_probe / base - 1,
+                "reps": {k: [r[b] for r in v] for k, v in runs.items()},
             }
         )
         t.add_row(
             str(b),
-            f"{base[b] * 1e3:.1f}",
-            f"{with_probe[b] * 1e3:.1f}",
-            f"{(with_probe[b] / base[b] - 1) * 100:+.1f}%",
+            f"{base * 1e3:.1f}",
+            f"{with_probe * 1e3:.1f}",
+            f"{(with_probe / base - 1) * 100:+.1f}%",
         )
     console.print(t)
     out.mkdir(parents=True, exist_ok=True)

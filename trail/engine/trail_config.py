@@ -37,6 +37,12 @@ class TrailConfig(BaseModel):
     max_preemptions: int | None = Field(None, ge=0)
     aging_tokens_per_s: float = Field(0.0, ge=0)
     starvation_s: float = Field(math.inf, gt=0, description="hard bound on a request's wait")
+    rank_bucket_tokens: float | None = Field(
+        None,
+        ge=0,
+        description="predictions within one bucket of this many tokens rank equal, "
+        "FCFS among them (0: exact order)",
+    )
     probe_path: str | None = Field(None, description="dir with probe.json + probe.pt")
     layer: int | None = Field(None, ge=0, description="capture layer (default: the probe's)")
     predict_every: int | None = Field(
@@ -93,7 +99,7 @@ class TrailConfig(BaseModel):
             "aging_tokens_per_s": self.aging_tokens_per_s,
             "starvation_s": self.starvation_s,
         }
-        for name in ("c", "margin_tokens", "max_preemptions"):
+        for name in ("c", "margin_tokens", "max_preemptions", "rank_bucket_tokens"):
             value = getattr(self, name)
             if value is not None:
                 overrides[name] = value

@@ -72,7 +72,10 @@ def sort_key(s: LengthState, now: float, cfg: PolicyConfig) -> tuple[int, float,
         return (0, s.arrival, s.arrival)
     if not cfg.orders_by_prediction:
         return (1, s.arrival, s.arrival)
-    return (1, effective_rank(s, now, cfg), s.arrival)
+    rank = effective_rank(s, now, cfg)
+    if cfg.rank_bucket_tokens > 0:
+        rank = math.floor(rank / cfg.rank_bucket_tokens)
+    return (1, rank, s.arrival)
 
 
 def order_waiting(

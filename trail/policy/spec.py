@@ -36,6 +36,7 @@ class PolicyConfig:
     max_preemptions: int = 2
     aging_tokens_per_s: float = 0.0
     starvation_s: float = math.inf
+    rank_bucket_tokens: float = 0.0
 
     @property
     def orders_by_prediction(self) -> bool:

@@ -178,7 +178,7 @@ class Ingress:
             request,
             request_id=engine_id,
             prompt_tokens=facts.prompt_tokens,
-            predicted_tokens=expected * facts.n * max(facts.prompts, 1),
+            predicted_tokens=expected * facts.choices,
             engine_ids=engine_ids,
         )
         return await self._forward(call, engine_id)

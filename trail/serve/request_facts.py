@@ -34,6 +34,11 @@ class RequestFacts:
     n: int  # choices per prompt (each is predicted work)
     prompts: int = 1
 
+    @property
+    def choices(self) -> int:
+        """Sequences the engine will generate: n per prompt, each one predicted work."""
+        return self.n * max(self.prompts, 1)
+
 
 def _content_text(content: Any) -> str:
     if content is None:

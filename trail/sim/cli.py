@@ -259,8 +259,12 @@ def traced(
     kv_tokens: Annotated[int, typer.Option(help="KV tokens (1 GiB of SmolLM2 fp32).")] = 23296,
     cost: CostOpt = "cpu-measured",
     probe_overhead: Annotated[
-        float, typer.Option(help="Extra step time of policies that run the probe.")
-    ] = 0.05,
+        float,
+        typer.Option(
+            help="Extra step time of policies that run the probe (measured +0.3 %, i.e. "
+            "none, by `trail bench overhead --batches 16 --tokens 128 --reps 3`)."
+        ),
+    ] = 0.0,
     tag: Annotated[str, typer.Option(help="Suffix for the JSON name.")] = "",
     out: OutOpt = OUT,
 ) -> None:
