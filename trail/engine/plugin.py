@@ -17,9 +17,6 @@ def register() -> None:
     from trail.engine.vllm_hooks import check_vllm_version
 
     check_vllm_version()
-    from trail.engine.vllm_hooks import install_shm_busy_loop
-
-    install_shm_busy_loop()
 
     if TRAIL_ARCH not in ModelRegistry.get_supported_archs():
         ModelRegistry.register_model(TRAIL_ARCH, "trail.engine.model:TrailLlamaForCausalLM")

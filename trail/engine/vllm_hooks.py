@@ -29,36 +29,6 @@ def check_vllm_version(installed: str | None = None) -> None:
         )
 
 
-# ---- process plumbing ------------------------------------------------------------------------
-SHM_BUSY_LOOP_ENV = "TRAIL_SHM_BUSY_LOOP_S"
-
-
-def install_shm_busy_loop(seconds: float | None = None) -> None:
-    """Bound how long a reader of vLLM's shared-memory message queue spins (sched_yield) after
-    its last read before it sleeps on a socket: vLLM's default is 1 s, so with steps of ~0.1 s
-    the engine core spins a whole core while it waits for the CPU worker — on a 2-core machine
-    the core the worker's matmuls need. Relies on: SpinCondition(..., busy_loop_s=1) being
-    built with the default by MessageQueue. Reads TRAIL_SHM_BUSY_LOOP_S when `seconds` is None;
-    unset leaves vLLM's default. Idempotent per process."""
-    import os
-
-    if seconds is None:
-        raw = os.environ.get(SHM_BUSY_LOOP_ENV)
-        if not raw:
-            return
-        seconds = float(raw)
-    from vllm.distributed.device_communicators import shm_broadcast
-
-    cls = shm_broadcast.SpinCondition
-    original = getattr(cls, "_trail_original_init", cls.__init__)
-
-    def __init__(self, is_reader, context, notify_address, busy_loop_s=seconds):  # noqa: ANN001
-        original(self, is_reader, context, notify_address, busy_loop_s=busy_loop_s)
-
-    cls._trail_original_init = original  # type: ignore[attr-defined]
-    cls.__init__ = __init__  # type: ignore[method-assign]
-
-
 # ---- worker side ----------------------------------------------------------------------------
 def install_worker_method(name: str, fn: Callable[..., Any]) -> None:
     """Make `collective_rpc(name, ...)` call `fn(worker, ...)` in every worker. Relies on:
