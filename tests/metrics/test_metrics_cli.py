@@ -32,7 +32,14 @@ def test_serve_exposes_the_directory_and_stops_on_sigint(tmp_path):
     port = free_port()
     args = [sys.executable, "-m", "trail.metrics.cli", "serve", "--port", str(port)]
     args += ["--path", str(tmp_path), "--reset"]
-    exporter = subprocess.Popen(args, env={**os.environ}, stderr=subprocess.PIPE, text=True)
+    # started with SIGINT ignored, as under a Ray or vLLM parent (it passes SIG_IGN through exec)
+    exporter = subprocess.Popen(
+        args,
+        env={**os.environ},
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     try:
         wait_for_metrics(f"http://127.0.0.1:{port}/metrics")
         assert not (tmp_path / "gauge_livesum_999999999.db").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from typing import Annotated
 
@@ -35,10 +36,13 @@ def serve(
         typer.echo(f"removed {reset_multiproc_dir(root)} old metric files from {root}", err=True)
     server, _ = start_exporter(port=port, host=host, path=root)
     typer.echo(f"serving {root} on http://{host}:{port}/metrics", err=True)
+    stop = threading.Event()
+    # explicit handlers: a parent that ignores SIGINT (Ray and vLLM processes do) passes SIG_IGN
+    # on through exec, and Python then never raises KeyboardInterrupt
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        stop.wait()
     finally:
         server.shutdown()
 
