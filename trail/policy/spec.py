@@ -26,6 +26,8 @@ class PolicyConfig:
     Aging keeps long requests from starving: every waiting second lowers the effective rank by
     `aging_tokens_per_s`, and a request waiting longer than `starvation_s` jumps ahead of every
     request that has not (FCFS among those), which bounds its wait.
+    `rank_bucket_tokens` > 0 ranks predictions within one bucket as equal (FCFS among them), so
+    noisy long predictions do not wait behind every later arrival (the tail's knob).
     """
 
     name: str = "trail"
