@@ -31,6 +31,11 @@ def online(
     reload_after: int = typer.Option(16, help="reload once this many fresh requests finished"),
     epochs: int = typer.Option(30),
     seed: int = typer.Option(0, help="prompt order"),
+    template: str = typer.Option(
+        "{prompt}",
+        help="one application's prompt template around each follow-up turn, e.g. "
+        "'Reply in one short sentence.\\n\\n{prompt}' (a bigger shift: short answers)",
+    ),
     out: Path = typer.Option(Path("runs/online")),
 ) -> None:
     """Serve shifted traffic, retrain the predictors from it, hot-reload them, measure."""
@@ -41,18 +46,23 @@ def online(
     from trail.models.paths import smollm2_dir
     from trail.predict.sharegpt import load_followups
 
+    if "{prompt}" not in template:
+        raise typer.BadParameter("must contain {prompt}", param_hint="--template")
     out.mkdir(parents=True, exist_ok=True)
     captured = out / "captured"
     if (captured / "labels").exists():
         raise typer.BadParameter(f"{captured} already holds captures: pick a new --out")
     texts = load_followups(AutoTokenizer.from_pretrained(smollm2_dir()), seed, limit=before + after)
-    reqs = [BenchRequest(f"r{i}", t, cap, cap) for i, t in enumerate(texts)]
+    reqs = [
+        BenchRequest(f"r{i}", apply_template(template, t), cap, cap) for i, t in enumerate(texts)
+    ]
     args = app_args("trail", max_num_seqs=concurrency)
     args["capture"] = {"fraction": 1.0, "every": 4, "dir": str(captured)}
     args["load_dir"] = str(out / "load")
     # symlinks, pointed at the retrained predictors below
     args["probe_watch"], args["prompt_watch"] = str(out / "live"), str(out / "live-prompt")
-    report: dict[str, Any] = {"settings": {"before": before, "after": after, "cap": cap}}
+    settings = {"before": before, "after": after, "cap": cap, "template": template}
+    report: dict[str, Any] = {"settings": settings}
     with AppLauncher() as app:
         app.deploy(args)
         t0 = time.monotonic()
@@ -71,6 +81,12 @@ def online(
         report["failed"] = [r.to_dict() for r in [*first, *second] if not r.ok]
         report["online"] = _online_by_version(len(reqs) + 64)
     finish_report(report, out, before)
+
+
+def apply_template(template: str, prompt: str) -> str:
+    """`template` with the prompt in place of `{prompt}`; a literal `\\n` in the template is a
+    newline (as typed on a command line), one in the prompt stays as the user wrote it."""
+    return template.replace("\\n", "\n").replace("{prompt}", prompt)
 
 
 def finish_report(report: dict[str, Any], out: Path, before: int) -> None:
@@ -135,7 +151,9 @@ def _plot(report: dict[str, Any], path: Path) -> None:
         list(xs), [f"{lab}\nprobe {v}" for lab, (v, _) in zip(labels, probes, strict=True)]
     )
     ax.set_ylabel("MAE of remaining length (tokens)")
-    ax.set_title("Online learning on ShareGPT follow-up turns")
+    template = report["settings"].get("template", "{prompt}")
+    suffix = "" if template == "{prompt}" else f"\nin {template[:40]!r}"
+    ax.set_title(f"Online learning on ShareGPT follow-up turns{suffix}", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
