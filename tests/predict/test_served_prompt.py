@@ -62,6 +62,10 @@ def test_a_better_head_ships_and_a_worse_one_is_refused(tmp_path):
     new = PromptPredictor.load(good)
     assert new.bins.to_list() == LengthBins.uniform(8, 128).to_list()
     assert new.card["parent_version"] == PromptPredictor.load(current).version != new.version
+    # picked by validation MAE, as the verdict: a tau pick sized for the old traffic shipped once
+    assert new.card["selected_by"] == "validation mae"
+    scores = [v for k, v in new.card["candidates"].items() if k.startswith("val_")]
+    assert len(scores) == 2 and all(v > 0 for v in scores)  # MAEs (a tau pick scores -tau)
 
     res = runner.invoke(app, [*base, "--current", str(good), "--out", str(worse), "--epochs", "0"])
     assert res.exit_code == 1

@@ -152,7 +152,8 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     )
     ax.set_ylabel("MAE of remaining length (tokens)")
     template = report["settings"].get("template", "{prompt}")
-    suffix = "" if template == "{prompt}" else f"\nin {template[:40]!r}"
+    shown = " ".join(template.replace("\\n", " ").split())
+    suffix = "" if template == "{prompt}" else f"\nin the template “{shown[:48]}”"
     ax.set_title(f"Online learning on ShareGPT follow-up turns{suffix}", fontsize=9)
     ax.legend()
     fig.tight_layout()

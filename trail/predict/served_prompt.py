@@ -72,7 +72,7 @@ def evaluate(heads: dict[str, PromptPredictor], data: ServedPrompts, split: str 
 
 def retrain(current: PromptPredictor, data: ServedPrompts, recipe: Recipe) -> PromptPredictor:
     """A new head on the served train split, fresh or fine-tuned from the current head, the
-    better by validation Kendall tau (which also picks the epoch)."""
+    better by `recipe.select` on validation (which also picks the epoch)."""
     (xt, xv) = (data.embeddings[data.rows(s)] for s in ("train", "val"))
     (yt, yv) = (data.lengths[data.rows(s)] for s in ("train", "val"))
     if len(xt) == 0 or len(xv) == 0:
@@ -89,6 +89,7 @@ def retrain(current: PromptPredictor, data: ServedPrompts, recipe: Recipe) -> Pr
         "requests": {s: len(data.rows(s)) for s in ("train", "val", "test")},
         "best_epoch": res.best_epoch,
         "val_tau": round(res.val_tau, 4),
+        "selected_by": f"validation {recipe.select}",
         "candidates": choice,
     }
     return PromptPredictor(res.model, current.bins, card, current.adapter, current.max_seq_length)

@@ -248,7 +248,9 @@ def prompt(  # noqa: PLR0913
     if from_served is not None:
         from trail.predict.train import Recipe
 
-        recipe = Recipe(epochs, lr=lr, seed=seed, select="tau")
+        # by validation MAE, as the verdict that ships it: on ~60 validation requests tau picked
+        # the fine-tuned head's first epoch, still sized for the old traffic (docs/online_learning.md)
+        recipe = Recipe(epochs, lr=lr, seed=seed, select="mae")
         out = out or from_served / "retrained-prompt"
         _retrain_prompt_served(from_served, current, out, recipe)
         return
