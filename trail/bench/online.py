@@ -152,7 +152,7 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     )
     ax.set_ylabel("MAE of remaining length (tokens)")
     template = report["settings"].get("template", "{prompt}")
-    shown = " ".join(template.replace("\\n", " ").split())
+    shown = " ".join(apply_template(template, "{prompt}").split())
     suffix = "" if template == "{prompt}" else f"\nin the template “{shown[:48]}”"
     ax.set_title(f"Online learning on ShareGPT follow-up turns{suffix}", fontsize=9)
     ax.legend()
