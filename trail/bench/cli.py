@@ -24,13 +24,28 @@ def workload(
     held_out: int = typer.Option(
         0, help="instead: N test-split prompts from the tail of the profile order, no lengths"
     ),
+    source: Path = typer.Option(
+        None, "--from", exists=True, help="instead: a workload JSONL (e.g. the packaged held-out)"
+    ),
+    template: str = typer.Option(
+        "{prompt}",
+        help="one application's wrapper around every prompt, e.g. 'Reply in one short "
+        "sentence.\\n\\n{prompt}' (short, heavy-tailed answers)",
+    ),
+    measure: bool = typer.Option(
+        False, help="measure each prompt's natural greedy length on one FCFS engine (minutes)"
+    ),
+    cap: int = typer.Option(512, help="--measure: max_tokens"),
+    model: str = typer.Option(None, help="--measure: model folder (default: prepared SmolLM2)"),
     out: Path = typer.Option(Path("runs/workload.jsonl")),
     splits: str = typer.Option("test,val,train", help="which profile splits to take"),
 ) -> None:
     """Write a replay workload: (prompt, natural length) from a profile run, or held-out
-    prompts whose lengths the experiment's FCFS run measures."""
+    prompts whose lengths the experiment's FCFS run (or `--measure`) measures."""
     from trail.bench import workload as wl
 
+    if "{prompt}" not in template:
+        raise typer.BadParameter("must contain {prompt}", param_hint="--template")
     if held_out:
         from transformers import AutoTokenizer
 
@@ -39,8 +54,23 @@ def workload(
         items = wl.held_out(AutoTokenizer.from_pretrained(str(smollm2_dir())), held_out)
     elif profile is not None:
         items = wl.from_profile(profile, tuple(splits.split(",")))
+    elif source is not None:
+        items = wl.load_jsonl(source)
     else:
-        raise typer.BadParameter("give --profile DIR or --held-out N")
+        raise typer.BadParameter("give --profile DIR, --held-out N or --from JSONL")
+    items = wl.templated(items, template)
+    if measure:
+        from rich.console import Console
+
+        from trail.bench.replay import measure_lengths
+
+        with Console().status(f"measuring {len(items)} natural lengths on one FCFS engine"):
+            items = measure_lengths(items, cap, out.with_suffix(".measure"), model)
+        lengths = [w.out_tokens or 0 for w in items]
+        typer.echo(
+            f"lengths: mean {sum(lengths) / len(lengths):.0f}, "
+            f"{sum(n >= cap for n in lengths) / len(lengths):.0%} at the cap"
+        )
     wl.save_jsonl(items, out)
     typer.echo(f"{len(items)} requests -> {out}")
 

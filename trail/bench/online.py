@@ -22,6 +22,8 @@ from typing import Any
 
 import typer
 
+from trail.bench.workload import apply_template
+
 
 def online(
     before: int = typer.Option(500, help="requests served by the shipped predictors (captured)"),
@@ -81,12 +83,6 @@ def online(
         report["failed"] = [r.to_dict() for r in [*first, *second] if not r.ok]
         report["online"] = _online_by_version(len(reqs) + 64)
     finish_report(report, out, before)
-
-
-def apply_template(template: str, prompt: str) -> str:
-    """`template` with the prompt in place of `{prompt}`; a literal `\\n` in the template is a
-    newline (as typed on a command line), one in the prompt stays as the user wrote it."""
-    return template.replace("\\n", "\n").replace("{prompt}", prompt)
 
 
 def finish_report(report: dict[str, Any], out: Path, before: int) -> None:

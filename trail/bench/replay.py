@@ -121,3 +121,21 @@ def preemption_counts(events: list[dict]) -> dict[str, Any]:
         "preemptions_by_reason": by_reason,
         "recomputed_tokens": recompute,
     }
+
+
+def measure_lengths(
+    items: list[WorkItem], cap: int, workdir: Path, model: str | None = None
+) -> list[WorkItem]:
+    """Natural greedy lengths (up to `cap`) of every prompt, all sent at once to one FCFS
+    engine; the replay then forces each to its length, so every policy does the same work."""
+    from transformers import AutoTokenizer
+
+    from trail.engine.engine_config import EngineConfig
+    from trail.engine.run_scenario import run_in_subprocess
+
+    cfg = EngineConfig(**({"model": model} if model else {}))
+    tok = AutoTokenizer.from_pretrained(cfg.model)
+    arrivals = build_arrivals(items, tok, [0.0] * len(items), None, cap=cap)
+    engine = dict(cfg.model_dump(exclude={"trail"}), trail={"policy": "fcfs"})
+    res = run_in_subprocess({"engine": engine, "phases": [arrivals]}, workdir)
+    return [WorkItem(w.prompt, len(res[f"q{i}"]["token_ids"])) for i, w in enumerate(items)]

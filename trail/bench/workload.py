@@ -28,6 +28,22 @@ def load_jsonl(path: Path) -> list[WorkItem]:
     return items
 
 
+def apply_template(template: str, prompt: str) -> str:
+    """`template` with the prompt in place of `{prompt}`; a literal `\\n` in the template is a
+    newline (as typed on a command line), one in the prompt stays as the user wrote it."""
+    return template.replace("\\n", "\n").replace("{prompt}", prompt)
+
+
+def templated(items: list[WorkItem], template: str) -> list[WorkItem]:
+    """One application's wrapper around every prompt; known lengths belong to the bare prompts,
+    so they are dropped (the experiment's FCFS run measures the new ones)."""
+    if "{prompt}" not in template:
+        raise ValueError("a template must contain {prompt}")
+    if template == "{prompt}":
+        return items
+    return [WorkItem(apply_template(template, w.prompt), None) for w in items]
+
+
 def sample(items: list[WorkItem], n: int, seed: int, max_out: int | None = None) -> list[WorkItem]:
     rng = np.random.default_rng(seed)
     pool = [w for w in items if max_out is None or (w.out_tokens or 0) <= max_out]
