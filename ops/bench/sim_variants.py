@@ -1,0 +1,59 @@
+"""Try scheduling variants in the simulator on a replay's recorded cells, before spending engine
+time on them: each seed's requests, arrivals and the predictions the engine's `trail` scheduler
+held (the `trail` cell's traces), the cost model fitted to that seed's FCFS steps.
+
+Usage: python -m ops.bench.sim_variants runs/brief_high 2.5 "trail,trail@margin_tokens=64"
+Prints FCFS / variant mean latency per seed and pooled (the engine's own ratios beside, where the
+variant was run on the engine).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from trail.bench.analysis import request_arrays
+from trail.bench.experiment import Cells
+from trail.bench.experiment_cli import kv_tokens, parse_policy
+from trail.bench.intervals import pooled_ratio
+from trail.bench.sim_check import calibrated_cost, simulate_cell
+from trail.engine.engine_config import EngineConfig
+from trail.sim.engine import SimEngineConfig
+
+
+def main(folder: str, load: float, variants: str, traces_from: str = "trail") -> None:
+    cells = Cells(Path(folder) / "cells")
+    specs = [parse_policy("fcfs", 0.8), *(parse_policy(v, 0.8) for v in variants.split(","))]
+    seeds = sorted(int(p.name[4:]) for p in (Path(folder) / "cells").glob("seed*"))
+    sim: dict[str, dict[int, np.ndarray]] = {}
+    eng: dict[str, dict[int, np.ndarray]] = {}
+    for seed in seeds:
+        base, traced = cells.get(seed, load, "fcfs"), cells.get(seed, load, traces_from)
+        if base is None or traced is None:
+            continue
+        cfg = SimEngineConfig(
+            max_num_seqs=16, kv_tokens=kv_tokens(EngineConfig()), cost=calibrated_cost([base])
+        )
+        for label, policy, extra in specs:
+            sim.setdefault(label, {})[seed] = simulate_cell(traced, policy, extra, cfg, 512)
+            measured = cells.get(seed, load, label)
+            if measured is not None:
+                eng.setdefault(label, {})[seed] = request_arrays(measured)["latency_s"]
+    for label in sim:
+        per_seed = [
+            float(sim["fcfs"][s].mean() / sim[label][s].mean()) for s in sorted(sim[label])
+        ]
+        pooled = pooled_ratio(sim["fcfs"], sim[label])
+        on_engine = (
+            f"  engine {pooled_ratio(eng['fcfs'], eng[label]):.2f}"
+            if label in eng and set(eng[label]) == set(sim[label])
+            else ""
+        )
+        seeds_txt = " ".join(f"{r:.2f}" for r in per_seed)
+        print(f"{label:<40} sim FCFS/x {pooled:.2f} (seeds {seeds_txt}){on_engine}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], float(sys.argv[2]), sys.argv[3], *sys.argv[4:])
