@@ -23,10 +23,14 @@ from trail.engine.engine_config import EngineConfig
 from trail.sim.engine import SimEngineConfig
 
 
-def main(folder: str, load: float, variants: str, traces_from: str = "trail") -> None:
-    cells = Cells(Path(folder) / "cells")
+def simulate_variants(
+    folder: Path, load: float, variants: str, traces_from: str = "trail"
+) -> dict[str, dict]:
+    """Per variant: FCFS / variant simulated mean latency, pooled and per seed, and the engine's
+    pooled ratio where that variant ran on the engine for the same seeds."""
+    cells = Cells(folder / "cells")
     specs = [parse_policy("fcfs", 0.8), *(parse_policy(v, 0.8) for v in variants.split(","))]
-    seeds = sorted(int(p.name[4:]) for p in (Path(folder) / "cells").glob("seed*"))
+    seeds = sorted(int(p.name[4:]) for p in (folder / "cells").glob("seed*"))
     sim: dict[str, dict[int, np.ndarray]] = {}
     eng: dict[str, dict[int, np.ndarray]] = {}
     for seed in seeds:
@@ -41,19 +45,25 @@ def main(folder: str, load: float, variants: str, traces_from: str = "trail") ->
             measured = cells.get(seed, load, label)
             if measured is not None:
                 eng.setdefault(label, {})[seed] = request_arrays(measured)["latency_s"]
-    for label in sim:
-        per_seed = [
-            float(sim["fcfs"][s].mean() / sim[label][s].mean()) for s in sorted(sim[label])
-        ]
-        pooled = pooled_ratio(sim["fcfs"], sim[label])
-        on_engine = (
-            f"  engine {pooled_ratio(eng['fcfs'], eng[label]):.2f}"
-            if label in eng and set(eng[label]) == set(sim[label])
-            else ""
-        )
-        seeds_txt = " ".join(f"{r:.2f}" for r in per_seed)
-        print(f"{label:<40} sim FCFS/x {pooled:.2f} (seeds {seeds_txt}){on_engine}")
+    if not sim:
+        raise SystemExit(f"{folder}: no seed has both an fcfs and a {traces_from} cell at {load}")
+    out = {}
+    for label, runs in sim.items():
+        same_seeds = label in eng and set(eng[label]) == set(runs)
+        out[label] = {
+            "sim": pooled_ratio(sim["fcfs"], runs),
+            "per_seed": [float(sim["fcfs"][s].mean() / runs[s].mean()) for s in sorted(runs)],
+            "engine": pooled_ratio(eng["fcfs"], eng[label]) if same_seeds else None,
+        }
+    return out
+
+
+def main(folder: str, load: str, variants: str, *traces_from: str) -> None:
+    for label, r in simulate_variants(Path(folder), float(load), variants, *traces_from).items():
+        seeds = " ".join(f"{x:.2f}" for x in r["per_seed"])
+        engine = "" if r["engine"] is None else f"  engine {r['engine']:.2f}"
+        print(f"{label:<40} sim FCFS/x {r['sim']:.2f} (seeds {seeds}){engine}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], float(sys.argv[2]), sys.argv[3], *sys.argv[4:])
+    main(*sys.argv[1:])
