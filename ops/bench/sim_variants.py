@@ -9,6 +9,7 @@ variant was run on the engine).
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -31,6 +32,9 @@ def simulate_variants(
     cells = Cells(folder / "cells")
     specs = [parse_policy("fcfs", 0.8), *(parse_policy(v, 0.8) for v in variants.split(","))]
     seeds = sorted(int(p.name[4:]) for p in (folder / "cells").glob("seed*"))
+    report = folder / "experiment.json"  # the replay's batch size, once its report exists
+    meta = json.loads(report.read_text())["meta"] if report.exists() else {}
+    max_seqs = int(meta.get("max_num_seqs") or 16)
     sim: dict[str, dict[int, np.ndarray]] = {}
     eng: dict[str, dict[int, np.ndarray]] = {}
     for seed in seeds:
@@ -38,7 +42,7 @@ def simulate_variants(
         if base is None or traced is None:
             continue
         cfg = SimEngineConfig(
-            max_num_seqs=16, kv_tokens=kv_tokens(EngineConfig()), cost=calibrated_cost([base])
+            max_num_seqs=max_seqs, kv_tokens=kv_tokens(EngineConfig()), cost=calibrated_cost([base])
         )
         for label, policy, extra in specs:
             sim.setdefault(label, {})[seed] = simulate_cell(traced, policy, extra, cfg, 512)

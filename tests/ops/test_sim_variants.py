@@ -49,3 +49,16 @@ def test_a_folder_without_the_traced_cell_is_a_clear_error(tmp_path: Path):
     Cells(tmp_path / "cells").put(0, 2.5, "fcfs", _cell([10, 20], [10.0, 20.0]))
     with pytest.raises(SystemExit, match="no seed has both"):
         simulate_variants(tmp_path, 2.5, "trail-oracle")
+
+
+def test_the_replays_batch_size_is_used(tmp_path: Path):
+    """With as many slots as requests nothing waits, so exact lengths have nothing to reorder."""
+    import json
+
+    lengths = [400] * 16 + [10] * 48
+    cells = Cells(tmp_path / "cells")
+    for label in ("fcfs", "trail"):
+        cells.put(0, 2.5, label, _cell(lengths, [100.0] * 64))
+    (tmp_path / "experiment.json").write_text(json.dumps({"meta": {"max_num_seqs": 64}}))
+    got = simulate_variants(tmp_path, 2.5, "trail-oracle")
+    assert got["trail-oracle"]["sim"] == pytest.approx(1.0, abs=0.05)
