@@ -35,15 +35,14 @@ def simulate_variants(
     report = folder / "experiment.json"  # the replay's batch size, once its report exists
     meta = json.loads(report.read_text())["meta"] if report.exists() else {}
     max_seqs = int(meta.get("max_num_seqs") or 16)
+    kv = kv_tokens(EngineConfig())
     sim: dict[str, dict[int, np.ndarray]] = {}
     eng: dict[str, dict[int, np.ndarray]] = {}
     for seed in seeds:
         base, traced = cells.get(seed, load, "fcfs"), cells.get(seed, load, traces_from)
         if base is None or traced is None:
             continue
-        cfg = SimEngineConfig(
-            max_num_seqs=max_seqs, kv_tokens=kv_tokens(EngineConfig()), cost=calibrated_cost([base])
-        )
+        cfg = SimEngineConfig(max_num_seqs=max_seqs, kv_tokens=kv, cost=calibrated_cost([base]))
         for label, policy, extra in specs:
             sim.setdefault(label, {})[seed] = simulate_cell(traced, policy, extra, cfg, 512)
             measured = cells.get(seed, load, label)

@@ -9,7 +9,7 @@ import typer
 
 from trail.bench.client import Endpoint, Mode
 from trail.bench.experiment_cli import replay
-from trail.bench.online import online
+from trail.bench.online import online, valid_template
 
 app = typer.Typer(
     help="Benchmarks (engine replay; HTTP load and comparison).", no_args_is_help=True
@@ -31,6 +31,7 @@ def workload(
         "{prompt}",
         help="one application's wrapper around every prompt, e.g. 'Reply in one short "
         "sentence.\\n\\n{prompt}' (short, heavy-tailed answers)",
+        callback=valid_template,
     ),
     measure: bool = typer.Option(
         False, help="measure each prompt's natural greedy length on one FCFS engine (minutes)"
@@ -44,8 +45,6 @@ def workload(
     prompts whose lengths the experiment's FCFS run (or `--measure`) measures."""
     from trail.bench import workload as wl
 
-    if "{prompt}" not in template:
-        raise typer.BadParameter("must contain {prompt}", param_hint="--template")
     if held_out:
         from transformers import AutoTokenizer
 

@@ -25,6 +25,13 @@ import typer
 from trail.bench.workload import apply_template
 
 
+def valid_template(template: str) -> str:
+    """--template's check, before any work: the prompt must have a place in it."""
+    if "{prompt}" not in template:
+        raise typer.BadParameter("must contain {prompt}")
+    return template
+
+
 def online(
     before: int = typer.Option(500, help="requests served by the shipped predictors (captured)"),
     after: int = typer.Option(200, help="fresh requests; the new predictors load during them"),
@@ -37,6 +44,7 @@ def online(
         "{prompt}",
         help="one application's prompt template around each follow-up turn, e.g. "
         "'Reply in one short sentence.\\n\\n{prompt}' (a bigger shift: short answers)",
+        callback=valid_template,
     ),
     out: Path = typer.Option(Path("runs/online")),
 ) -> None:
@@ -48,8 +56,6 @@ def online(
     from trail.models.paths import smollm2_dir
     from trail.predict.sharegpt import load_followups
 
-    if "{prompt}" not in template:
-        raise typer.BadParameter("must contain {prompt}", param_hint="--template")
     out.mkdir(parents=True, exist_ok=True)
     captured = out / "captured"
     if (captured / "labels").exists():
