@@ -136,13 +136,11 @@ def test_new_requests_go_to_the_lighter_replica_and_disconnect_aborts(serve_app)
             got = [next(lines) for _ in range(6)]
             assert all(g.startswith("data:") or g == "" for g in got)
             assert wait_for(lambda: replica_stats(load_dir)[heavy]["work_tokens"] > 300, 10)
-            # stats refreshed after the dispatch (the ledger has let go) and broadcast by the
-            # controller to the ingress's router: 0.6 s was too little on a loaded machine
-            time.sleep(1.5)
-            for _ in range(3):
-                r = client.post(url + CHAT, json=chat(max_tokens=4, ignore_eos=True))
-                assert r.status_code == 200
-                assert r.headers["x-trail-replica"] != heavy
+            # The router hears of the heavy replica's work only when Serve's controller next
+            # broadcasts the stats it polled: 1.5 s was too little under CI's load. So wait for
+            # the first short request it sends elsewhere, then every one after must go there too.
+            assert wait_for(lambda: short_on(client, url) != heavy, 20, interval_s=0.3)
+            assert heavy not in [short_on(client, url) for _ in range(3)]
             before = replica_stats(load_dir)[heavy]
             assert before["inflight"] == 1 and before["engine_unfinished"] == 1
         closed_at = time.monotonic()  # leaving the block closes the connection mid-stream
@@ -166,6 +164,13 @@ def test_new_requests_go_to_the_lighter_replica_and_disconnect_aborts(serve_app)
     load = read_load(load_dir / f"{heavy}.json", max_age_s=60)
     assert load is not None and load.ts > after_abort, load
     assert load.predicted_remaining_tokens < 50, load
+
+
+def short_on(client: httpx.Client, url: str) -> str:
+    """Send one 4-token request; the replica that served it."""
+    r = client.post(url + CHAT, json=chat(max_tokens=4, ignore_eos=True))
+    assert r.status_code == 200, r.text
+    return r.headers["x-trail-replica"]
 
 
 async def short_pair(url: str) -> list[str]:
