@@ -199,3 +199,18 @@ def test_a_cells_speed_is_its_median_step_at_the_fullest_batch() -> None:
     steps += [{"decode_seqs": 4, "prefill_tokens": 50, "step_s": 1.0}]
     assert full_batch_step_ms({"steps": steps}) == pytest.approx(80.0)
     assert full_batch_step_ms({"steps": []}) is None
+
+
+def test_a_probe_folder_goes_to_the_probe_policies_only(tmp_path) -> None:
+    """`--probe DIR` (e.g. a probe retrained on an application's traffic) reaches the policies
+    that read the probe, and only those."""
+    from trail.bench.experiment_cli import parse_policy, with_probe
+
+    specs = {s: with_probe(parse_policy(s, 0.8), tmp_path) for s in ALL_SPECS}
+    assert specs["trail"][2] == {"probe_path": str(tmp_path), "c": 0.8}
+    for name in ("fcfs", "sjf-prompt", "trail-prompt", "trail-oracle"):
+        assert "probe_path" not in specs[name][2], name
+    assert with_probe(parse_policy("trail", 0.8), None)[2] == {"c": 0.8}
+
+
+ALL_SPECS = ("fcfs", "sjf-prompt", "trail-prompt", "trail", "trail-oracle")

@@ -49,6 +49,16 @@ def replay(
     reference: str = typer.Option(
         "trail-oracle", help="the second ratio column: each policy's mean latency over this one's"
     ),
+    probe: Path = typer.Option(
+        None,
+        exists=True,
+        file_okay=False,
+        help="probe folder for the probe policies (default: "
+        "the packaged one), e.g. one retrained on an application's traffic",
+    ),
+    prompt_predictor: Path = typer.Option(
+        None, exists=True, file_okay=False, help="prompt predictor folder (default: packaged)"
+    ),
     out: Path = typer.Option(Path("runs/experiment")),
 ) -> None:
     """Every policy on the same requests and arrivals, at several loads and seeds, on one engine
@@ -73,7 +83,7 @@ def replay(
         n=n,
         loads=tuple(float(x) for x in loads.split(",")),
         seeds=tuple(int(x) for x in seeds.split(",")),
-        policies=tuple(parse_policy(p, c) for p in policies.split(",")),
+        policies=tuple(with_probe(parse_policy(p, c), probe) for p in policies.split(",")),
         burstiness=burstiness,
         cap=cap,
     )
@@ -89,11 +99,14 @@ def replay(
             from trail.bench.http_replay import HttpSetup, http_runner, measure_http_saturation
 
             launcher = stack.enter_context(AppLauncher())
-            setup = HttpSetup(launcher, replicas, router, max_num_seqs, model or "smollm2")
+            setup = HttpSetup(
+                launcher, replicas, router, max_num_seqs, model or "smollm2", prompt_predictor
+            )
             run_cell = http_runner(setup, cap)
             measure = lambda: measure_http_saturation(setup, pool, out / "saturation")  # noqa: E731
         else:
-            run_cell = engine_runner(engine, tok, _prompt_predictions, cap)
+            initial_of = lambda texts: _prompt_predictions(texts, prompt_predictor)  # noqa: E731
+            run_cell = engine_runner(engine, tok, initial_of, cap)
             measure = lambda: measure_saturation(engine, pool, tok, out / "saturation")  # noqa: E731
         sat = _saturation(out, measure, pool, saturation_rps, mean_len, console)
         console.print(
@@ -112,6 +125,10 @@ def replay(
             )
     table = analysis.analyse(grid, cells, reference)
     meta = {**_meta(grid, engine, workload), "saturation": sat, "reference": reference}
+    meta["predictors"] = {
+        "probe": str(probe or "packaged"),
+        "prompt": str(prompt_predictor or "packaged"),
+    }
     if http:
         meta["http"] = {"replicas": replicas, "router": router}
     report: dict[str, Any] = {"meta": meta, "table": table, "goals": analysis.goals(table)}
@@ -140,6 +157,16 @@ def parse_policy(spec: str, c: float) -> tuple[str, str, dict]:
         key, _, value = item.partition("=")
         extra[key] = _router(value) if key == "router" else float(value)
     return spec.strip(), policy, extra
+
+
+def with_probe(spec: tuple[str, str, dict], probe: Path | None) -> tuple[str, str, dict]:
+    """The policies that read the probe get `probe_path`; the others stay as they are."""
+    from trail.policy import POLICIES, PredictionSource
+
+    label, policy, extra = spec
+    if probe is None or POLICIES[policy].source is not PredictionSource.REFINED:
+        return spec
+    return label, policy, {"probe_path": str(probe), **extra}
 
 
 def _router(name: str) -> str:
@@ -178,12 +205,15 @@ def kv_tokens(cfg: Any) -> int:
     return int(cfg.kv_cache_gib * 2**30 // per_token)
 
 
-def _prompt_predictions(texts: list[str]) -> tuple[list | None, list | None]:
-    """The shipped prompt predictor's distributions and expected lengths, or (None, None)."""
+def _prompt_predictions(
+    texts: list[str], folder: Path | None = None
+) -> tuple[list | None, list | None]:
+    """The prompt predictor's distributions and expected lengths (the packaged one unless a
+    folder is given), or (None, None) when none is packaged."""
     try:
         from trail.predict.prompt import PromptPredictor
 
-        pred = PromptPredictor.load()
+        pred = PromptPredictor.load(folder) if folder else PromptPredictor.load()
     except FileNotFoundError:
         return None, None
     return pred.predict_dist(texts).tolist(), [float(x) for x in pred.expected(texts)]

@@ -42,6 +42,7 @@ class HttpSetup:
     router: str = "trail"
     max_num_seqs: int = 16
     model: str = "smollm2"  # a prepared model's name or folder
+    prompt_predictor: Path | None = None  # None: the packaged one
 
 
 def http_runner(setup: HttpSetup, cap: int) -> RunCell:
@@ -82,6 +83,8 @@ def run_http_policy(
     dump.unlink(missing_ok=True)
     args = app_args(policy, router, setup.replicas, None, setup.model, setup.max_num_seqs)
     args["engine"]["trail"].update({**extra, "dump_path": str(dump)})
+    if setup.prompt_predictor is not None:
+        args["prompt_predictor_path"] = str(setup.prompt_predictor)
     deploy_s = setup.launcher.deploy(args)
     _warm(setup.launcher.url, setup.replicas)
     oracle = policy in ORACLE_POLICIES
