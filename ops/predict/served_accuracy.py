@@ -68,6 +68,8 @@ def accuracy(run: Path, label: str, cap: int = 512) -> dict[str, dict[str, float
     r = rows(cells_of(run, label))
     if not len(r["true"]):
         raise SystemExit(f"no cells for {label!r} under {run}/cells")
+    if np.isnan(r["initial"]).all() and np.isnan(r["refined"]).all():
+        raise SystemExit(f"{label!r} under {run}: no recorded predictions (HTTP cells hold none)")
     out = {"prompt (total length)": score(r["initial"], r["true"], cap)}
     if np.isnan(r["refined"]).all():  # a policy without the probe
         return out
@@ -81,9 +83,10 @@ def accuracy(run: Path, label: str, cap: int = 512) -> dict[str, dict[str, float
 
 def main(argv: list[str]) -> None:
     run, label = Path(argv[0]), argv[1] if len(argv) > 1 else "trail"
+    scores = accuracy(run, label)
     print(f"{run} / {label}")
     print(f"{'prediction':40s} {'n':>5s} {'tau':>6s} {'MAE':>7s} {'const':>7s} {'cap AUC':>8s}")
-    for name, s in accuracy(run, label).items():
+    for name, s in scores.items():
         print(
             f"{name:40s} {s['n']:5d} {s['tau']:6.3f} {s['mae']:7.1f} {s['constant_mae']:7.1f}"
             f" {s['cap_auc']:8.3f}"

@@ -47,3 +47,9 @@ def test_scores_pool_seeds_and_read_the_prediction_held_at_each_position(tmp_pat
     # alive at 16: 512 (held 400 since 12) and 100 and 50 (40 held since 0; q0 of seed 1: none)
     assert at16["n"] == 2 and at16["tau"] == pytest.approx(1.0)
     assert at16["mae"] == pytest.approx(((496 - 400) + (40 - 34)) / 2, abs=0.1)
+
+
+def test_cells_without_predictions_are_a_clear_error(tmp_path) -> None:
+    write_cell(tmp_path, 0, {"q0": {"length": 10}}, None)
+    with pytest.raises(SystemExit, match="no recorded predictions"):
+        accuracy(tmp_path, "trail")
