@@ -14,16 +14,10 @@ import json
 
 import numpy as np
 
-from trail.predict.metrics import kendall_tau, pairwise_accuracy
+from trail.predict.metrics import auc, kendall_tau, pairwise_accuracy
 from trail.predict.prompt import DEFAULT_PROMPT_DIR, PromptPredictor
 
 TESTSET = DEFAULT_PROMPT_DIR.parent / "testset" / "requests.json"
-
-
-def auc(score: np.ndarray, positive: np.ndarray) -> float:
-    """P(a random positive scores above a random negative), ties half: the pairwise ordering
-    accuracy against a 0/1 truth (the same pair count `trail eval` uses)."""
-    return pairwise_accuracy(score, positive.astype(float))
 
 
 def main() -> None:

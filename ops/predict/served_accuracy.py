@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trail.predict.metrics import kendall_tau, mae, pairwise_accuracy
+from trail.predict.metrics import auc, kendall_tau, mae
 
 POSITIONS = (0, 16)
 
@@ -58,9 +58,7 @@ def score(pred: np.ndarray, true: np.ndarray, cap: int) -> dict[str, float]:
         "tau": round(kendall_tau(pred, true), 3),
         "mae": round(mae(pred, true), 1),
         "constant_mae": round(mae(np.full_like(true, np.median(true)), true), 1),
-        "cap_auc": round(pairwise_accuracy(pred, at_cap.astype(float)), 3)
-        if 0 < at_cap.sum() < len(true)
-        else float("nan"),
+        "cap_auc": round(auc(pred, at_cap), 3) if 0 < at_cap.sum() < len(true) else float("nan"),
     }
 
 

@@ -45,6 +45,12 @@ def pairwise_accuracy(
     return float(score[pairs].mean())
 
 
+def auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """P(a random positive scores above a random negative), ties half: the pairwise ordering
+    accuracy against a 0/1 truth (e.g. "will hit the cap")."""
+    return pairwise_accuracy(score, np.asarray(positive).astype(float))
+
+
 def report(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     return {
         "mae": round(mae(pred, true), 3),
