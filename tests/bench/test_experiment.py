@@ -206,11 +206,9 @@ def test_a_probe_folder_goes_to_the_probe_policies_only(tmp_path) -> None:
     that read the probe, and only those."""
     from trail.bench.experiment_cli import parse_policy, with_probe
 
-    specs = {s: with_probe(parse_policy(s, 0.8), tmp_path) for s in ALL_SPECS}
+    names = ("fcfs", "sjf-prompt", "trail-prompt", "trail", "trail-oracle")
+    specs = {s: with_probe(parse_policy(s, 0.8), tmp_path) for s in names}
     assert specs["trail"][2] == {"probe_path": str(tmp_path), "c": 0.8}
     for name in ("fcfs", "sjf-prompt", "trail-prompt", "trail-oracle"):
         assert "probe_path" not in specs[name][2], name
     assert with_probe(parse_policy("trail", 0.8), None)[2] == {"c": 0.8}
-
-
-ALL_SPECS = ("fcfs", "sjf-prompt", "trail-prompt", "trail", "trail-oracle")
