@@ -3,6 +3,7 @@ simulator beside it, JSON + PNGs. Resumable: rerun the same command to continue.
 
 from __future__ import annotations
 
+import functools
 import json
 from contextlib import ExitStack
 from pathlib import Path
@@ -210,13 +211,21 @@ def _prompt_predictions(
 ) -> tuple[list | None, list | None]:
     """The prompt predictor's distributions and expected lengths (the packaged one unless a
     folder is given), or (None, None) when none is packaged."""
-    try:
-        from trail.predict.prompt import PromptPredictor
-
-        pred = PromptPredictor.load(folder) if folder else PromptPredictor.load()
-    except FileNotFoundError:
+    pred = _prompt_predictor(folder)
+    if pred is None:
         return None, None
     return pred.predict_dist(texts).tolist(), [float(x) for x in pred.expected(texts)]
+
+
+@functools.cache
+def _prompt_predictor(folder: Path | None) -> Any:
+    """Loaded once per run, not once per cell (MiniLM + adapter + head)."""
+    from trail.predict.prompt import DEFAULT_PROMPT_DIR, PromptPredictor
+
+    try:
+        return PromptPredictor.load(folder or DEFAULT_PROMPT_DIR)
+    except FileNotFoundError:
+        return None
 
 
 def _meta(grid: Any, engine: dict, workload: Path) -> dict:
