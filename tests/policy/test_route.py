@@ -33,3 +33,16 @@ def test_free_slot_tier_then_overlap_then_waiting_work() -> None:
     assert rank_replicas(v).tolist() == [0, 1, 2]  # no length: total work
     full = ReplicaViews.of(free_slots=[0, 0], waiting_work=[600, 0], soonest_free=[10, 200])
     assert rank_replicas(full).tolist() == [1, 0]
+
+
+def test_equal_overlap_goes_to_the_replica_with_less_total_work() -> None:
+    """A 4-token request overlaps a near-done request and a 400-token one equally (4 tokens);
+    the replica whose work ends soon must win whatever the replica order."""
+    hist = np.stack([remaining_hist([384]), remaining_hist([5])])
+    v = ReplicaViews(
+        **{**ReplicaViews.of(free_slots=[4, 4], total_work=[384, 5]).__dict__, "hist": hist}
+    )
+    assert overlap(hist, 4.0).tolist() == [4.0, 4.0]
+    assert rank_replicas(v, predicted_len=4).tolist() == [1, 0]
+    swapped = ReplicaViews(**{**v.__dict__, "hist": hist[::-1], "total_work": v.total_work[::-1]})
+    assert rank_replicas(swapped, predicted_len=4).tolist() == [0, 1]

@@ -52,9 +52,11 @@ def pending(rid: str, predicted: float, prompt: int = 0) -> PendingRequest:
     return PendingRequest([request], {}, RequestMetadata(request_id=rid, internal_request_id=rid))
 
 
-async def route(router: LeastWorkRouter, replicas: list[Replica], rid: str, work: float) -> str:
+async def route(
+    router: LeastWorkRouter, replicas: list[Replica], rid: str, work: float, prompt: int = 0
+) -> str:
     """One request through choose_replicas, then routed to Serve's first choice."""
-    req = pending(rid, work)
+    req = pending(rid, work, prompt)
     ranked = await router.choose_replicas(replicas, req)
     chosen = ranked[0][0].replica_id
     router.on_request_routed(req, chosen, None)
@@ -192,3 +194,42 @@ def test_replica_views_count_this_routers_dispatches() -> None:
     assert views.total_work[0] == 100 + 80 and views.waiting_work[0] == 50
     assert views.waiting_prefill[0] == 30 and weight == 0.2
     assert views.hist is not None and views.hist[0].sum() == 2
+
+
+@pytest.mark.asyncio
+async def test_a_finished_request_that_stale_stats_still_list_does_not_count() -> None:
+    """Stats taken while a short request ran reach the router after it finished (a ghost): the
+    idle replica must not look busier than one with a long request running."""
+    router = make_router()
+    busy = Replica("a", slot_stats(1, 400.0, [400], seen=["long"]))
+    idle = Replica("b", slot_stats(0, 0.0, []))
+    assert await route(router, [busy, idle], "s1", 4, prompt=31) == "b"
+    router.on_request_completed(idle.replica_id, "s1")
+    # b's stats, taken while s1 ran: one unseen request with its prompt still to prefill
+    idle.routing_stats = slot_stats(
+        0, 35.0, [4], waiting=1, waiting_work=4.0, prefill_pending=31.0, seen=["s1"]
+    )
+    assert await route(router, [busy, idle], "s2", 4, prompt=31) == "b"
+    assert len(router.ledger.ghosts(idle.replica_id, idle.routing_stats)) == 1  # s1, not s2
+
+
+def test_ghosts_leave_every_figure_and_their_histogram_bucket() -> None:
+    from trail.serve.routers import replica_views
+
+    ledger = WorkLedger()
+    ledger.reserve("g", "a", 40.0, prefill=30.0)
+    ledger.reserve("r", "a", 300.0)
+    ledger.complete("g")
+    stats = slot_stats(2, 370.0, [20, 300], seen=["g", "r"], prefill_pending=30.0)
+    ghosts = ledger.ghosts("a", stats)
+    assert [(g.decode, g.prefill) for g in ghosts] == [(40.0, 30.0)]
+    views, _ = replica_views([stats], [ledger.pending("a")], [ghosts])
+    assert views.free_slots[0] == 4 - 2 - 1 + 1  # r still reserved (unacknowledged here)
+    assert views.total_work[0] == 300 + 300 and views.waiting_prefill[0] == 0
+    # 40 falls in [32, 64), empty: the ghost had shrunk to 20 ([16, 32)); 300 stays
+    assert views.hist is not None
+    assert views.hist[0].tolist() == (remaining_hist([300]) * 2).tolist()
+    ledger.finished["a"]["g"].at -= STALE_AFTER_S + 1
+    ledger.reserve("x", "a", 1.0)
+    ledger.complete("x")  # pruning happens as new requests finish
+    assert "g" not in ledger.finished["a"] and ledger.ghosts("a", stats) == []

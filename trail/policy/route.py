@@ -87,7 +87,9 @@ def rank_replicas(
     tiebreak: np.ndarray | None = None,
     predicted_len: float | None = None,
 ) -> np.ndarray:
-    """Replica indices, best first (ties: `tiebreak`, e.g. a random permutation, then index)."""
+    """Replica indices, best first. Equal scores go to the replica with less total predicted
+    work: for a short request, one near-done request and one long one overlap it equally, but
+    only the long one will still be there for the next (then `tiebreak`, then index)."""
     tier, score = route_scores(v, request_tokens, prefill_weight, predicted_len)
     tb = np.zeros(len(tier)) if tiebreak is None else np.asarray(tiebreak, dtype=float)
-    return np.lexsort((tb, score, tier))
+    return np.lexsort((tb, v.total_work, score, tier))

@@ -10,6 +10,12 @@ A reservation made when a replica is *chosen* is tentative: Serve may fall throu
 replica (queue full) or drop the request, so it expires after TENTATIVE_S unless
 `on_request_routed` confirms it. Reservations are indexed by replica, so a routing decision
 touches only the candidates' own entries.
+
+The other way round, stats taken before a request finished still list it (as `seen`) after the
+router heard it complete: a *ghost*. Short requests finish within one stats period, so without
+this an idle replica looks busy to the next request. The ledger keeps what it reserved for each
+routed request until it completes, then for STALE_AFTER_S as a finished request, so the router
+can take ghosts back out of the stats (`ghosts`).
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ class Reservation:
 class WorkLedger:
     by_replica: dict[Hashable, dict[str, Reservation]] = field(default_factory=dict)
     replica_of: dict[str, Hashable] = field(default_factory=dict)
+    routed: dict[str, tuple[Hashable, Reservation]] = field(default_factory=dict)
+    finished: dict[Hashable, dict[str, Reservation]] = field(default_factory=dict)
 
     def reserve(  # noqa: PLR0913
         self,
@@ -50,15 +58,34 @@ class WorkLedger:
     ) -> None:
         """(Re)assign a request's work to a replica; a later call for the same id replaces it."""
         self.release(request_id)
-        self.by_replica.setdefault(replica, {})[request_id] = Reservation(
-            decode, prefill, time.time(), confirmed
-        )
+        res = Reservation(decode, prefill, time.time(), confirmed)
+        self.by_replica.setdefault(replica, {})[request_id] = res
         self.replica_of[request_id] = replica
+        if confirmed:
+            self.routed[request_id] = (replica, res)
 
     def release(self, request_id: str) -> None:
         replica = self.replica_of.pop(request_id, None)
         if replica is not None:
             self.by_replica.get(replica, {}).pop(request_id, None)
+
+    def complete(self, request_id: str) -> None:
+        """The request finished: not pending any more, and a ghost wherever stats still list it."""
+        self.release(request_id)
+        replica, res = self.routed.pop(request_id, (None, None))
+        if res is None:
+            return
+        now = time.time()
+        done = self.finished.setdefault(replica, {})
+        for rid, old in list(done.items()):
+            if old.at < now - STALE_AFTER_S:
+                del done[rid]
+        done[request_id] = Reservation(res.decode, res.prefill, now)
+
+    def ghosts(self, replica: Hashable, stats: Mapping[str, Any]) -> list[Reservation]:
+        """Finished requests that the replica's stats still count (taken before they ended)."""
+        done = self.finished.get(replica, {})
+        return [done[rid] for rid in stats.get("seen", ()) if rid in done]
 
     def acknowledge(self, replica: Hashable, stats: Mapping[str, Any]) -> None:
         """Drop reservations the replica's stats already count, and expired ones."""

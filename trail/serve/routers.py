@@ -53,7 +53,8 @@ class LeastWorkRouter(RequestRouter):
         for r, s in zip(replicas, stats, strict=True):
             self.ledger.acknowledge(r.replica_id, s)
         pending = [self.ledger.pending(r.replica_id) for r in replicas]
-        views, weight = replica_views(stats, pending)
+        ghosts = [self.ledger.ghosts(r.replica_id, s) for r, s in zip(replicas, stats, strict=True)]
+        views, weight = replica_views(stats, pending, ghosts)
         request = self._request(pending_request)
         order = rank_replicas(
             views,
@@ -88,7 +89,7 @@ class LeastWorkRouter(RequestRouter):
     def on_request_completed(self, replica_id: ReplicaID, internal_request_id: str) -> None:
         rid = self._rid_by_internal.pop(internal_request_id, None)
         if rid is not None:
-            self.ledger.release(rid)
+            self.ledger.complete(rid)
 
     def _queue_len(self, replica_id: ReplicaID) -> int:
         return self.replica_queue_len_cache.get(replica_id) or 0
@@ -110,22 +111,28 @@ class LeastWorkRouter(RequestRouter):
 
 
 def replica_views(
-    stats: Sequence[Mapping[str, Any]], pending: Sequence[Sequence[Reservation]]
+    stats: Sequence[Mapping[str, Any]],
+    pending: Sequence[Sequence[Reservation]],
+    ghosts: Sequence[Sequence[Reservation]] | None = None,
 ) -> tuple[ReplicaViews, float]:
-    """The replicas' published stats plus what this router dispatched since, as route.py's
-    views; and the prefill weight the replicas fitted (the default until one has)."""
+    """The replicas' published stats plus what this router dispatched since, less the requests
+    it knows finished since (ghosts: where they stood is unknown, so each figure loses what the
+    request was reserved with, floored at zero), as route.py's views; and the prefill weight
+    the replicas fitted (the default until one has)."""
     n = len(stats)
     cols = {k: np.zeros(n) for k in ("free", "total", "wait", "prefill", "soon")}
     hist = np.zeros((n, len(HIST_VALUES)))
-    for i, (s, mine) in enumerate(zip(stats, pending, strict=True)):
-        busy = s.get("running", 0) + s.get("waiting", 0) + len(mine)
-        cols["free"][i] = float(s.get("max_num_seqs") or np.inf) - busy
-        cols["total"][i] = s.get("work_tokens", 0.0) + sum(r.work for r in mine)
-        cols["wait"][i] = s.get("waiting_work", 0.0) + sum(r.decode for r in mine)
-        cols["prefill"][i] = s.get("prefill_pending", 0.0) + sum(r.prefill for r in mine)
+    gone_all = ghosts or [[] for _ in stats]
+    for i, (s, mine, gone) in enumerate(zip(stats, pending, gone_all, strict=True)):
+        busy = s.get("running", 0) + s.get("waiting", 0) + len(mine) - len(gone)
+        cols["free"][i] = float(s.get("max_num_seqs") or np.inf) - max(busy, 0)
+        cols["total"][i] = _less(s.get("work_tokens", 0.0), gone, "work") + _sum(mine, "work")
+        cols["wait"][i] = _less(s.get("waiting_work", 0.0), gone, "decode") + _sum(mine, "decode")
+        cols["prefill"][i] = _less(s.get("prefill_pending", 0.0), gone, "prefill")
+        cols["prefill"][i] += _sum(mine, "prefill")
         cols["soon"][i] = s.get("soonest_free", 0.0)
         if s.get("remaining_hist"):
-            hist[i] = s["remaining_hist"]
+            hist[i] = without(np.asarray(s["remaining_hist"], float), [r.decode for r in gone])
         hist[i] += remaining_hist([r.decode for r in mine])
     weights = [s["prefill_weight"] for s in stats if s.get("prefill_weight")]
     views = ReplicaViews(
@@ -138,6 +145,26 @@ def replica_views(
         hist=hist if all("remaining_hist" in s for s in stats) else None,  # else: total work
     )
     return views, float(np.mean(weights)) if weights else DEFAULT_STEP_COST.prefill_weight
+
+
+def _sum(reservations: Sequence[Reservation], attr: str) -> float:
+    return float(sum(getattr(r, attr) for r in reservations))
+
+
+def _less(published: float, gone: Sequence[Reservation], attr: str) -> float:
+    return max(float(published) - _sum(gone, attr), 0.0)
+
+
+def without(hist: np.ndarray, decodes: Sequence[float]) -> np.ndarray:
+    """`hist` less one count per finished request: from the highest non-empty bucket at or
+    below the one its reserved length falls in (it can only have shrunk since)."""
+    hist = hist.copy()
+    for decode in decodes:
+        bucket = int(np.argmax(remaining_hist([decode])))
+        filled = np.flatnonzero(hist[: bucket + 1] > 0)
+        if len(filled):
+            hist[filled[-1]] -= 1
+    return hist
 
 
 class RoundRobinRouter(RequestRouter):
