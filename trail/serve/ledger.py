@@ -77,9 +77,8 @@ class WorkLedger:
             return
         now = time.time()
         done = self.finished.setdefault(replica, {})
-        for rid, old in list(done.items()):
-            if old.at < now - STALE_AFTER_S:
-                del done[rid]
+        while done and next(iter(done.values())).at < now - STALE_AFTER_S:  # oldest first
+            del done[next(iter(done))]
         done[request_id] = Reservation(res.decode, res.prefill, now)
 
     def ghosts(self, replica: Hashable, stats: Mapping[str, Any]) -> list[Reservation]:
