@@ -190,13 +190,13 @@ def send(client: httpx.Client, url: str, method: str, path: str, body: Any) -> h
     return client.post(url + path, json=body)
 
 
-def shape(value: Any, leaf: Any = lambda v: type(v).__name__) -> Any:
+def shape(value: Any) -> Any:
     """Keys, list lengths and leaf types, recursively; volatile values left out."""
     if isinstance(value, dict):
-        return {k: "*" if k in VOLATILE else shape(v, leaf) for k, v in sorted(value.items())}
+        return {k: "*" if k in VOLATILE else shape(v) for k, v in sorted(value.items())}
     if isinstance(value, list):
-        return [shape(v, leaf) for v in value]
-    return leaf(value)
+        return [shape(v) for v in value]
+    return type(value).__name__
 
 
 def keys(value: Any) -> Any:
