@@ -93,10 +93,24 @@ async def test_burst_between_stats_refreshes_stays_balanced() -> None:
 async def test_completed_requests_leave_the_ledger() -> None:
     router = make_router()
     replicas = [Replica("a", {"work_tokens": 0.0}), Replica("b", {"work_tokens": 0.0})]
-    assert await route(router, replicas, "r1", 500) == "a"  # ties broken by name
-    assert await route(router, replicas, "r2", 10) == "b"
-    router.on_request_completed(replicas[0].replica_id, "r1")
-    assert await route(router, replicas, "r3", 10) == "a"  # a is empty again: 0 < 10
+    first = await route(router, replicas, "r1", 500)
+    other = "b" if first == "a" else "a"
+    assert await route(router, replicas, "r2", 10) == other
+    router.on_request_completed(Replica(first).replica_id, "r1")
+    assert await route(router, replicas, "r3", 10) == first  # empty again: 0 < 10
+
+
+@pytest.mark.asyncio
+async def test_idle_replicas_share_sequential_requests() -> None:
+    """Equal idle replicas: each request finishes before the next, so nothing but the tie-break
+    decides; a fixed order would send all to one and never try a replacement replica."""
+    router = make_router()
+    replicas = [Replica("a", {"work_tokens": 0.0}), Replica("b", {"work_tokens": 0.0})]
+    chosen = []
+    for i in range(40):
+        chosen.append(await route(router, replicas, f"r{i}", 16))
+        router.on_request_completed(Replica(chosen[-1]).replica_id, f"r{i}")
+    assert 8 <= chosen.count("a") <= 32, chosen
 
 
 def test_acknowledged_requests_are_not_counted_twice() -> None:

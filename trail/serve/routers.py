@@ -40,6 +40,7 @@ class LeastWorkRouter(RequestRouter):
         self.router_name = router_name
         self.ledger = WorkLedger()
         self._rid_by_internal: dict[str, str] = {}
+        self._rng = np.random.default_rng()
 
     async def choose_replicas(
         self,
@@ -59,7 +60,7 @@ class LeastWorkRouter(RequestRouter):
         order = rank_replicas(
             views,
             prefill_weight=weight,
-            tiebreak=np.array([self._queue_len(r.replica_id) for r in replicas], dtype=float),
+            tiebreak=self._tiebreak(replicas),
             predicted_len=None if request is None else request.predicted_tokens,
         )
         ranked = [replicas[int(i)] for i in order]
@@ -91,8 +92,11 @@ class LeastWorkRouter(RequestRouter):
         if rid is not None:
             self.ledger.complete(rid)
 
-    def _queue_len(self, replica_id: ReplicaID) -> int:
-        return self.replica_queue_len_cache.get(replica_id) or 0
+    def _tiebreak(self, replicas: list[RunningReplica]) -> np.ndarray:
+        """Serve's queue length, then chance: with a fixed order, sequential requests on an idle
+        cluster would all go to one replica, and a replacement replica would never be tried."""
+        queue = [self.replica_queue_len_cache.get(r.replica_id) or 0 for r in replicas]
+        return np.asarray(queue, dtype=float) + 0.5 * self._rng.random(len(replicas))
 
     @staticmethod
     def _request(pending_request: PendingRequest | None):  # noqa: ANN205
