@@ -18,6 +18,7 @@ Prefill tokens are weighted by their measured cost relative to one decode token
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class ReplicaViews:
     def of(cls, **columns: object) -> ReplicaViews:
         arrays = {k: np.asarray(v, dtype=float) for k, v in columns.items()}
         n = len(next(iter(arrays.values())))
-        defaults: dict[str, np.ndarray | None] = {f: np.zeros(n) for f in cls.__dataclass_fields__}
+        defaults: dict[str, Any] = {f: np.zeros(n) for f in cls.__dataclass_fields__}
         defaults |= {"kv_free_tokens": np.full(n, np.inf), "hist": None, "hist_steps": None}
         return cls(**{**defaults, **arrays})
 

@@ -36,8 +36,9 @@ class LeastWorkRouter(RequestRouter):
     Returns every replica, one per rank, best first: Serve tries the best, and falls through to
     the next only when that one's queue is full (max_ongoing_requests)."""
 
-    def initialize_state(self, router_name: str = "trail") -> None:
-        self.router_name = router_name
+    def initialize_state(self, **kwargs: Any) -> None:
+        """kwargs: `request_router_kwargs` from the deployment (trail/serve/app.py): router_name."""
+        self.router_name = str(kwargs.get("router_name", "trail"))
         self.ledger = WorkLedger()
         self._rid_by_internal: dict[str, str] = {}
         self._rng = np.random.default_rng()
@@ -174,8 +175,8 @@ def without(hist: np.ndarray, decodes: Sequence[float]) -> np.ndarray:
 class RoundRobinRouter(RequestRouter):
     """Cycle over replicas in a stable order: the naive baseline."""
 
-    def initialize_state(self, router_name: str = "round_robin") -> None:
-        self.router_name = router_name
+    def initialize_state(self, **kwargs: Any) -> None:
+        self.router_name = str(kwargs.get("router_name", "round_robin"))
         self._counter = itertools.count()
 
     async def choose_replicas(
