@@ -247,3 +247,14 @@ def test_ghosts_leave_every_figure_and_their_histogram_bucket() -> None:
     ledger.reserve("x", "a", 1.0)
     ledger.complete("x")  # pruning happens as new requests finish
     assert "g" not in ledger.finished["a"] and ledger.ghosts("a", stats) == []
+
+
+@pytest.mark.asyncio
+async def test_round_robin_cycles_and_takes_its_name_from_serve_kwargs() -> None:
+    from trail.serve.routers import RoundRobinRouter
+
+    router = RoundRobinRouter(LLM, DeploymentHandleSource.UNKNOWN)
+    router.initialize_state(router_name="rr")  # as Serve passes request_router_kwargs
+    replicas = [Replica("b"), Replica("a"), Replica("c")]
+    firsts = [(await router.choose_replicas(replicas))[0][0].replica_id.unique_id for _ in range(6)]
+    assert router.router_name == "rr" and firsts == ["a", "b", "c"] * 2
