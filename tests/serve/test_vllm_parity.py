@@ -272,7 +272,7 @@ def merged(stream: list[Any]) -> dict[str, Any]:
             text[c["index"]] = text.get(c["index"], "") + piece
             finish[c["index"]] = c.get("finish_reason") or finish.get(c["index"])
     mid = [e for e in stream[1:] if is_mid_stream(e)]
-    edge = [e for e in stream if not any(e is m for m in mid)]
+    edge = stream[:1] + [e for e in stream[1:] if not is_mid_stream(e)]
     return {
         "text": text,
         "finish": finish,
