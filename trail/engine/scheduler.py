@@ -5,7 +5,7 @@ where vLLM runs async scheduling, i.e. on GPUs) and scheduling_policy="priority"
 KV-pressure victim is max(running, key=(priority, arrival)) — we set it each step so that
 victim is the policy's). All decisions come from trail.policy; this mixin only translates vLLM
 requests to LengthState and back. The vLLM internals it touches are all in
-trail/engine/vllm_hooks.py (SchedulerHooks).
+trail/engine/scheduler_hooks.py (SchedulerHooks).
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from vllm.v1.request import RequestStatus
 from trail.engine.load import EngineLoad, LoadPublisher
 from trail.engine.observers import SchedulerObserver
 from trail.engine.queue import RankedRequestQueue
+from trail.engine.scheduler_hooks import SchedulerHooks
 from trail.engine.tracking import Tracked, initial_from_request
 from trail.engine.trail_config import TrailConfig
-from trail.engine.vllm_hooks import SchedulerHooks, probe_output
+from trail.engine.vllm_hooks import probe_output
 from trail.policy import (
     DEFAULT_STEP_COST,
     Capacity,
