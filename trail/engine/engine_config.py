@@ -7,11 +7,27 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from trail.engine.overrides import TrailOverrides
 from trail.engine.trail_config import TrailConfig
 from trail.models.paths import smollm2_dir
 
 SCHEDULER_CLS = "trail.engine.scheduler.TrailScheduler"
 ASYNC_SCHEDULER_CLS = "trail.engine.scheduler.TrailAsyncScheduler"
+
+
+V2_RUNNER_ENV = "VLLM_USE_V2_MODEL_RUNNER"
+
+
+def force_v1_runner() -> None:
+    """TRAIL hooks vLLM's V1 GPUModelRunner; vLLM picks Model Runner V2 on GPUs with Triton
+    unless told otherwise. Called wherever an engine with TRAIL starts (serve, CLI, profile),
+    before vLLM reads its environment; an explicit request for V2 is refused, not overridden."""
+    if os.environ.get(V2_RUNNER_ENV, "").strip().lower() in ("1", "true"):
+        raise RuntimeError(
+            f"{V2_RUNNER_ENV}=1 asks for vLLM's Model Runner V2, which TRAIL does not hook "
+            "(its probe would silently never run): unset it or set it to 0"
+        )
+    os.environ[V2_RUNNER_ENV] = "0"
 
 
 class EngineConfig(BaseModel):
@@ -51,8 +67,9 @@ class EngineConfig(BaseModel):
         os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(self.kv_cache_gib)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("VLLM_USE_V2_MODEL_RUNNER", "0")
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if self.in_process else "1"
+        if self.trail is not None:
+            force_v1_runner()
 
     def uses_async(self) -> bool:
         if self.async_scheduling is not None:
@@ -60,6 +77,18 @@ class EngineConfig(BaseModel):
         from vllm.platforms import current_platform
 
         return not current_platform.is_cpu()  # vLLM forces it off on CPU
+
+    def check_supported(self) -> None:
+        """Refuse before start what TRAIL cannot run (the scheduler re-checks in the engine)."""
+        if self.trail is None:
+            return
+        pp = int(self.extra.get("pipeline_parallel_size", 1))
+        if pp > 1:
+            raise ValueError(
+                f"pipeline_parallel_size={pp}: TRAIL needs the probe layer's hidden states on "
+                "the rank that samples, which V1 does not relay across PP stages; use tensor "
+                "parallelism (tensor_parallel_size) instead"
+            )
 
     def engine_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = dict(
@@ -77,10 +106,11 @@ class EngineConfig(BaseModel):
         if self.trail is not None:
             kw["scheduler_cls"] = ASYNC_SCHEDULER_CLS if self.uses_async() else SCHEDULER_CLS
             kw["scheduling_policy"] = "priority"
-            kw["hf_overrides"] = self.trail.hf_overrides()
+            kw["hf_overrides"] = TrailOverrides(self.trail)
         if self.max_num_batched_tokens:
             kw["max_num_batched_tokens"] = self.max_num_batched_tokens
         if self.block_size:
             kw["block_size"] = self.block_size
         kw.update(self.extra)
+        self.check_supported()
         return kw

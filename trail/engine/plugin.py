@@ -1,28 +1,22 @@
 """vLLM general plugin (entry point `vllm.general_plugins: trail`).
 
-Runs in every vLLM process; must be idempotent. It registers the TRAIL model class (selected per
-engine with hf_overrides={"architectures": ["TrailLlamaForCausalLM"], "trail": {...}}) and wraps
-the model runner's `sample_tokens` so the worker attaches probe outputs to ModelRunnerOutput.
-Engines that do not select the TRAIL architecture are untouched.
+Runs in every vLLM process; must be idempotent. It hooks the V1 model runner so that an engine
+started with TRAIL's hf_overrides (trail/engine/overrides.py) turns on the model's aux hidden
+state outputs at load and attaches probe outputs to every step's ModelRunnerOutput, and it adds
+the worker method that hot-swaps the probe. The served model's own vLLM class is used unchanged;
+engines started without TRAIL are untouched.
 """
 
 from __future__ import annotations
 
-TRAIL_ARCH = "TrailLlamaForCausalLM"
-
 
 def register() -> None:
-    from vllm import ModelRegistry
-
     from trail.engine.vllm_hooks import check_vllm_version
 
     check_vllm_version()
+    from trail.engine.capture import install_runner_hooks
 
-    if TRAIL_ARCH not in ModelRegistry.get_supported_archs():
-        ModelRegistry.register_model(TRAIL_ARCH, "trail.engine.model:TrailLlamaForCausalLM")
-    from trail.engine.capture import install_runner_hook
-
-    install_runner_hook()
+    install_runner_hooks()
     from trail.engine.reload import SWAP_PROBE, swap_probe
     from trail.engine.vllm_hooks import install_worker_method
 

