@@ -6,6 +6,7 @@ import typer
 
 from ops.grafana.cli import app as dashboards_app
 from trail.bench.cli import app as bench_app
+from trail.doctor_cli import doctor
 from trail.engine.cli import generate
 from trail.metrics.cli import app as metrics_app
 from trail.models.cli import app as model_app
@@ -18,6 +19,7 @@ from trail.store.cli import app as inspect_app
 app = typer.Typer(help="TRAIL-serve: length-aware LLM serving.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.command("generate")(generate)
+app.command("doctor")(doctor)
 app.add_typer(inspect_app, name="inspect")
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(dashboards_app, name="dashboards")

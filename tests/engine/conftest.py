@@ -17,9 +17,12 @@ def known_probe(tmp_path, tiny_path):  # noqa: ARG001 - the tiny model must exis
 def run_scenario(tmp_path):
     from trail.engine.run_scenario import run_in_subprocess
 
-    def run(engine: dict, phases: list[list[dict]], timeout: int = 900) -> dict:
+    def run(
+        engine: dict, phases: list[list[dict]], timeout: int = 900, preload: list[str] = ()
+    ) -> dict:
+        spec = {"engine": engine, "phases": phases, "preload": list(preload)}
         try:
-            return run_in_subprocess({"engine": engine, "phases": phases}, tmp_path, timeout)
+            return run_in_subprocess(spec, tmp_path, timeout)
         except RuntimeError as e:
             pytest.fail(str(e))
 

@@ -141,17 +141,17 @@ def check_capturable(model: Any, runner: Any, layers: list[int], probe: Any) -> 
         )
     text = runner.model_config.hf_text_config
     n_layers, hidden = text.num_hidden_layers, text.hidden_size
-    bad = [k for k in layers if not 0 <= k < n_layers - 1]
-    if bad:
-        raise ValueError(
-            f"TRAIL capture layers {bad} do not exist in {name} ({n_layers} decoder layers; "
-            f"vLLM returns the output of layers 0..{n_layers - 2})"
-        )
     if probe is not None and probe.model_hidden != hidden:
         raise ValueError(
             f"the TRAIL probe reads hidden size {probe.model_hidden} but {name} has "
             f"{hidden}: this probe was trained on another model; train one for this model "
             "(`trail profile`, `trail train probe`) and set trail.probe_path"
+        )
+    bad = [k for k in layers if not 0 <= k < n_layers - 1]
+    if bad:
+        raise ValueError(
+            f"TRAIL capture layers {bad} do not exist in {name} ({n_layers} decoder layers; "
+            f"vLLM returns the output of layers 0..{n_layers - 2})"
         )
 
 
@@ -236,7 +236,11 @@ def start_probe(
 
 
 def _index(rows: list[int], device: torch.device) -> torch.Tensor:
-    return torch.tensor(rows, dtype=torch.long).to(device, non_blocking=True)
+    """Host ints onto the device without a sync (pinned, as vLLM's own copy checker wants)."""
+    t = torch.tensor(rows, dtype=torch.long)
+    if device.type == "cuda":
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
 
 
 def _run_probe(wc: WorkerCapture, rows: torch.Tensor, generated: list[int]) -> torch.Tensor:
@@ -245,7 +249,7 @@ def _run_probe(wc: WorkerCapture, rows: torch.Tensor, generated: list[int]) -> t
         bundle.probe.to(rows.device)
     wc.probe_calls += 1
     t0 = time.perf_counter()
-    probs = bundle.probs(rows, generated).float()
+    probs = bundle.probs(rows, _index(generated, rows.device)).float()
     wc.probe_seconds += time.perf_counter() - t0
     return probs
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from trail.engine.overrides import TrailOverrides
+from trail.engine.scheduler_hooks import check_single_pipeline_stage
 from trail.engine.trail_config import TrailConfig
 from trail.models.paths import smollm2_dir
 
@@ -82,13 +83,7 @@ class EngineConfig(BaseModel):
         """Refuse before start what TRAIL cannot run (the scheduler re-checks in the engine)."""
         if self.trail is None:
             return
-        pp = int(self.extra.get("pipeline_parallel_size", 1))
-        if pp > 1:
-            raise ValueError(
-                f"pipeline_parallel_size={pp}: TRAIL needs the probe layer's hidden states on "
-                "the rank that samples, which V1 does not relay across PP stages; use tensor "
-                "parallelism (tensor_parallel_size) instead"
-            )
+        check_single_pipeline_stage(int(self.extra.get("pipeline_parallel_size", 1)))
 
     def engine_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = dict(
@@ -114,3 +109,12 @@ class EngineConfig(BaseModel):
         kw.update(self.extra)
         self.check_supported()
         return kw
+
+
+def start_async_engine(cfg: EngineConfig) -> Any:
+    """An AsyncLLM exactly as a Serve replica starts it (and `trail doctor` checks it)."""
+    cfg.apply_env()  # before vLLM reads its environment
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    return AsyncLLM.from_engine_args(AsyncEngineArgs(**cfg.engine_kwargs()))

@@ -49,6 +49,11 @@ class EventLog:
         }
         self._file.write(json.dumps(row) + "\n")
 
+    def probe_time(self, seconds: float) -> None:
+        """Worker time one step's probe took (what `trail doctor` reports per step)."""
+        if self._file is not None:
+            self._file.write(json.dumps({"event": "probe_time", "probe_s": seconds}) + "\n")
+
     def arrival(self, t: Tracked) -> None:
         s = t.length
         self._write("arrival", t, initial_pred=s.initial_pred, true_total=s.true_total)

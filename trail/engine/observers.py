@@ -64,6 +64,7 @@ class SchedulerObserver:
 
     def probe_seconds(self, seconds: float) -> None:
         self.metrics.probe_call(seconds)
+        self.log.probe_time(seconds)
 
     def preempted(self, t: Tracked, reason: str, recompute_tokens: int = 0) -> None:
         self.log.preempted(t, reason, recompute_tokens)

@@ -2,11 +2,14 @@
 
 `python -m trail.engine.run_scenario SPEC OUT`. vLLM reads its environment once per process,
 so every engine configuration (tests, the replay benchmark) gets its own process.
-SPEC: {"engine": EngineConfig, "phases": [[{id, prompt_ids, params, at_step|at_time}, ...]]}.
+SPEC: {"engine": EngineConfig, "phases": [[{id, prompt_ids, params, at_step|at_time}, ...]],
+"preload": ["module:function", ...]} — functions called before the engine starts (the tests'
+CPU stand-ins for GPU-only vLLM paths, tests/support/gpu_standins.py).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -21,6 +24,9 @@ def main(spec_path: str, out_path: str) -> None:
 
     cfg = EngineConfig.model_validate(spec["engine"])
     cfg.apply_env()
+    for target in spec.get("preload", []):
+        module, _, fn = target.partition(":")
+        getattr(importlib.import_module(module), fn)()
     from vllm import LLM, SamplingParams
 
     from trail.engine.stepper import Arrival, StepDriver

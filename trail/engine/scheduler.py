@@ -5,13 +5,20 @@ where vLLM runs async scheduling, i.e. on GPUs) and scheduling_policy="priority"
 KV-pressure victim is max(running, key=(priority, arrival)) — we set it each step so that
 victim is the policy's). All decisions come from trail.policy; this mixin only translates vLLM
 requests to LengthState and back. The vLLM internals it touches are all in
-trail/engine/scheduler_hooks.py (SchedulerHooks).
+trail/engine/scheduler_hooks.py (SchedulerHooks), which also holds the start-up refusals
+(check_engine_supported).
+
+Under async scheduling vLLM's engine core schedules step n+1 before it processes step n's
+output (EngineCore.step_with_batch_queue), so two steps are in flight: each step's cost sample
+waits in a FIFO until update_from_output is called with that step's own SchedulerOutput.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
@@ -20,10 +27,10 @@ from vllm.v1.request import RequestStatus
 
 from trail.engine.load import EngineLoad, LoadPublisher
 from trail.engine.observers import SchedulerObserver
+from trail.engine.overrides import require_trail_config
 from trail.engine.queue import RankedRequestQueue
-from trail.engine.scheduler_hooks import SchedulerHooks
+from trail.engine.scheduler_hooks import SchedulerHooks, check_engine_supported
 from trail.engine.tracking import Tracked, initial_from_request
-from trail.engine.trail_config import TrailConfig
 from trail.engine.vllm_hooks import probe_output
 from trail.policy import (
     DEFAULT_STEP_COST,
@@ -41,18 +48,31 @@ from trail.policy import (
 from trail.policy.route import remaining_hist
 
 PREEMPTIBLE_BONUS = 1e12  # KV victims: any preemptible request before any protected one
+# vLLM keeps at most max_concurrent_batches (2 under async scheduling, as TRAIL refuses pipeline
+# parallelism) steps in flight; the bound only keeps a lost output from growing the FIFO.
+MAX_STEPS_IN_FLIGHT = 8
 
 
-def cdiv(a: int, b: int) -> int:
-    return -(-a // b)
+@dataclass(frozen=True)
+class StepSample:
+    """What one scheduled step looked like, until its output comes back. `output` is the
+    SchedulerOutput itself: matched by identity, and holding it keeps its id from reuse."""
+
+    output: Any
+    scheduled_at: float
+    prefill_tokens: int
+    decode_seqs: int
+    context_tokens: int
 
 
 class TrailSchedulerMixin(SchedulerHooks):
     """Everything TRAIL adds; composed with vLLM's Scheduler or AsyncScheduler below."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.trail = TrailConfig.from_hf_config(self.vllm_config.model_config.hf_config)
+    def __init__(self, vllm_config: Any, *args: Any, **kwargs: Any) -> None:
+        check_engine_supported(vllm_config, is_async=isinstance(self, AsyncScheduler))
+        # next in the MRO: vLLM's Scheduler or AsyncScheduler (mypy sees object)
+        super().__init__(vllm_config, *args, **kwargs)  # type: ignore[call-arg]
+        self.trail = require_trail_config(self.vllm_config)
         self.policy_cfg = self.trail.policy_config()
         # routing needs a work estimate under FCFS too: the count-down of the initial prediction
         self.work_cfg = (
@@ -68,10 +88,13 @@ class TrailSchedulerMixin(SchedulerHooks):
         pinned = self.trail.step_cost
         self.step_cost = StepCostEstimator(StepCost(**pinned) if pinned else DEFAULT_STEP_COST)
         self._fit_step_cost = pinned is None
-        self._step: tuple[float, int, int, int] | None = None  # start, prefill, decode, context
+        self.clock: Callable[[], float] = time.perf_counter  # step timing; tests may fake it
+        self.steps_in_flight: deque[StepSample] = deque(maxlen=MAX_STEPS_IN_FLIGHT)
+        self._last_output_at = -float("inf")
         self.observer = SchedulerObserver(self.trail)
         self.load_publisher = LoadPublisher(self.trail.load_path)
         self.install_waiting_queue(RankedRequestQueue())
+        self.install_kv_accounting()
 
     # ---- arrivals and departures -------------------------------------------------------
     def add_request(self, request: Any) -> None:
@@ -104,8 +127,7 @@ class TrailSchedulerMixin(SchedulerHooks):
         out = super().schedule(*args, **kwargs)
         for req in self.running:
             self._state(req).leave_waiting(now)
-        context = sum(r.num_computed_tokens for r in self.running)
-        self._step = (time.perf_counter(), *step_shape(out.num_scheduled_tokens), context)
+        self._record_step(out)
         idle = not self.running and not self.waiting
         self.load_publisher.maybe_publish(self.current_load, self.observer.load, idle=idle)
         return out
@@ -113,29 +135,70 @@ class TrailSchedulerMixin(SchedulerHooks):
     def _state(self, request: Any) -> Any:
         return self.tracked[request.request_id].length
 
+    def _record_step(self, out: Any) -> None:
+        """Queue this step's shape until its output returns. A step of zero tokens ran nothing
+        and leaves no sample (vLLM still hands it to update_from_output, which finds none)."""
+        if out.total_num_scheduled_tokens == 0:
+            return
+        prefill, decode = step_shape(out.num_scheduled_tokens)
+        context = sum(r.num_computed_tokens for r in self.running)
+        self.steps_in_flight.append(StepSample(out, self.clock(), prefill, decode, context))
+
+    def _take_step(self, out: Any) -> StepSample | None:
+        """The sample of `out`'s step. vLLM processes outputs in the order it scheduled them,
+        so samples queued before it belong to steps whose output never came back: dropped."""
+        for i, sample in enumerate(self.steps_in_flight):
+            if sample.output is out:
+                for _ in range(i):
+                    self.steps_in_flight.popleft()
+                return self.steps_in_flight.popleft()
+        return None
+
+    def _observe_step(self, out: Any) -> None:
+        """One step-cost sample, for the step `out` scheduled. Its device time starts when it
+        was scheduled or, with a step still ahead of it (async scheduling), when that step's
+        output came back, whichever is later."""
+        now = self.clock()
+        sample = self._take_step(out)
+        if sample is not None:
+            secs = now - max(sample.scheduled_at, self._last_output_at)
+            if self._fit_step_cost:
+                self.step_cost.observe(sample.prefill_tokens, sample.decode_seqs, secs)
+            self.observer.step(
+                sample.prefill_tokens, sample.decode_seqs, sample.context_tokens, secs
+            )
+        self._last_output_at = now
+
     def _sync(self, now: float) -> None:
-        """Copy progress and resources from vLLM's requests; note vLLM's own KV preemptions."""
+        """Copy progress and resources from vLLM's requests; note vLLM's own KV preemptions.
+        O(1) per request and KV-cache group: counters and token arithmetic, no block lists."""
         block = self.block_size
         caching = self.cache_config.enable_prefix_caching
         for rid, t in self.tracked.items():
             req = self.requests.get(rid)
             if req is None:
                 continue
+            self._sync_progress(t, req)
             s = t.length
-            if s.generated == 0 and req.num_output_tokens > 0:
-                self.observer.first_token(t)
-            s.generated = req.num_output_tokens
-            if req.num_preemptions > s.preemptions:
-                self._count_preemption(t, "kv_pressure", s.recompute_tokens)
-            s.preemptions = req.num_preemptions
             running = req.status == RequestStatus.RUNNING
-            s.in_prefill = running and req.num_computed_tokens < req.num_tokens - 1
             computed = req.num_computed_tokens
+            s.in_prefill = running and computed < req.num_tokens - 1
             s.recompute_tokens = computed % block if caching else computed
             s.kv_blocks = self.kv_blocks_held(rid) if running else 0
-            s.admit_blocks = cdiv(req.num_tokens + 1, block)
+            s.admit_blocks = self.kv_blocks_to_admit(req.num_tokens + 1)  # + the first decode
             if not running:
                 s.enter_waiting(now)
+
+    def _sync_progress(self, t: Tracked, req: Any) -> None:
+        """Tokens delivered (under async scheduling: without the placeholders in flight) and
+        preemptions vLLM made on its own (KV pressure)."""
+        s = t.length
+        if s.generated == 0 and req.num_output_tokens > 0:
+            self.observer.first_token(t)
+        s.generated = req.num_output_tokens
+        if req.num_preemptions > s.preemptions:
+            self._count_preemption(t, "kv_pressure", s.recompute_tokens)
+        s.preemptions = req.num_preemptions
 
     def _promote_starving(self, now: float) -> None:
         states = [self._state(r) for r in self.waiting]
@@ -147,7 +210,7 @@ class TrailSchedulerMixin(SchedulerHooks):
         if not cfg.preemptive or not self.waiting:
             return
         running = [r for r in self.running if r.status == RequestStatus.RUNNING]
-        room = Capacity(self.max_num_running_reqs - len(self.running), self.free_kv_blocks())
+        room = Capacity(self.free_batch_slots(), self.kv_admission_room())
         waiting = order_waiting([self._state(r) for r in self.waiting], now, cfg)
         plans = plan_preemptions(
             [self._state(r) for r in running], waiting, room, now, cfg, self.step_cost()
@@ -205,13 +268,7 @@ class TrailSchedulerMixin(SchedulerHooks):
 
     # ---- probe outputs ------------------------------------------------------------------
     def update_from_output(self, scheduler_output: Any, model_runner_output: Any) -> Any:
-        if self._step is not None:
-            started, prefill, decode, context = self._step
-            secs = time.perf_counter() - started
-            if self._fit_step_cost:
-                self.step_cost.observe(prefill, decode, secs)
-            self.observer.step(prefill, decode, context, secs)
-            self._step = None
+        self._observe_step(scheduler_output)
         emissions, probe_s = probe_output(model_runner_output)
         for rid, em in emissions.items():
             t = self.tracked.get(rid)
@@ -247,7 +304,7 @@ class TrailScheduler(TrailSchedulerMixin, Scheduler):
 
 
 class TrailAsyncScheduler(TrailSchedulerMixin, AsyncScheduler):
-    """vLLM's async scheduling (the GPU default; subclassing Scheduler would turn it off)."""
+    """vLLM's async scheduling (the GPU default; a plain Scheduler under it degrades)."""
 
 
 def step_shape(num_scheduled_tokens: dict[str, int]) -> tuple[int, int]:

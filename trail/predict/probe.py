@@ -40,7 +40,10 @@ POSITION_FEATURES = 2  # columns of position_features
 
 def position_features(steps: np.ndarray | torch.Tensor, cap: int) -> torch.Tensor:
     """[g / cap, log(1 + g) / log(1 + cap)] per row: two inputs on a unit scale."""
-    g = torch.as_tensor(np.asarray(steps, dtype=np.float32)).reshape(-1, 1)
+    if isinstance(steps, torch.Tensor):  # already where the states are (no host round trip)
+        g = steps.to(torch.float32).reshape(-1, 1)
+    else:
+        g = torch.as_tensor(np.asarray(steps, dtype=np.float32)).reshape(-1, 1)
     return torch.cat([g / cap, torch.log1p(g) / float(np.log1p(cap))], dim=1)
 
 

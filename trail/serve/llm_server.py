@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from trail.engine.engine_config import EngineConfig
+from trail.engine.engine_config import EngineConfig, start_async_engine
 from trail.engine.load import read_load
 from trail.policy.route import remaining_hist
 from trail.serve.capture import ServedCapture
@@ -149,11 +149,7 @@ class LLMServer:
 
     @staticmethod
     def _start_engine(engine_cfg: EngineConfig) -> Any:
-        engine_cfg.apply_env()  # before vLLM reads its environment
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        return AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_cfg.engine_kwargs()))
+        return start_async_engine(engine_cfg)
 
     async def openai(self, call: OpenAICall) -> AsyncIterator[Accepted | Reply | str]:
         """Answer one OpenAI call through vLLM's handler. The first item says which replica
