@@ -33,6 +33,18 @@ def tiny_path() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_arch_paths() -> dict[str, Path]:
+    """Every tiny architecture's folder (tiny-llama included), by transformers model type."""
+    from trail.models.paths import TINY_ARCHS, tiny_dir
+
+    paths = {arch: tiny_dir(arch=arch) for arch in TINY_ARCHS}
+    missing = [str(path) for path in paths.values() if not (path / "config.json").exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: run `trail model prepare` (make test does)")
+    return paths
+
+
 _session: list[pytest.Session] = []
 
 

@@ -7,6 +7,10 @@ from pathlib import Path
 
 SMOLLM2_NAME = "smollm2-135m-instruct"
 TINY_NAME = "tiny-llama"
+TINY_ARCHS = ("llama", "mistral", "qwen2", "qwen3", "granite", "phi3", "olmo2", "gpt2")
+"""The tiny random models `trail model prepare` builds, by transformers model type: one folder
+each (models/tiny-<arch>), all with SmolLM2's tokenizer. gpt2 is the one vLLM cannot give aux
+hidden states for (trail.models.prepare.TINY_REFUSED_ARCH)."""
 
 
 def cache_dir() -> Path:
@@ -18,5 +22,8 @@ def smollm2_dir(root: Path | None = None) -> Path:
     return (root or cache_dir()) / SMOLLM2_NAME
 
 
-def tiny_dir(root: Path | None = None) -> Path:
-    return (root or cache_dir()) / TINY_NAME
+def tiny_dir(root: Path | None = None, arch: str = "llama") -> Path:
+    """The tiny model folder of one architecture (tiny-llama by default)."""
+    if arch not in TINY_ARCHS:
+        raise ValueError(f"unknown tiny architecture {arch!r}; known: {', '.join(TINY_ARCHS)}")
+    return (root or cache_dir()) / f"tiny-{arch}"
