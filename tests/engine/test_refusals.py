@@ -19,6 +19,15 @@ def _start_fails(engine: dict, tmp_path) -> str:
 
 
 @pytest.mark.engine
+def test_a_model_class_without_aux_hidden_states_is_refused_at_load(tiny_arch_paths, tmp_path):
+    trail = {"policy": "fcfs", "layer": 1, "capture": True}
+    engine = {"model": str(tiny_arch_paths["gpt2"]), "in_process": True, "trail": trail}
+    err = _start_fails(engine, tmp_path)
+    assert "GPT2LMHeadModel" in err and "aux hidden state" in err, err[-1500:]
+    assert "docs/gpu_models.md" in err
+
+
+@pytest.mark.engine
 def test_a_probe_of_another_hidden_size_is_refused_at_load(tiny_path, tmp_path) -> None:
     # the packaged probe reads SmolLM2's 576-wide states; the tiny Llama has 128
     engine = {"model": str(tiny_path), "in_process": True, "trail": {"policy": "trail"}}

@@ -99,6 +99,9 @@ class EngineConfig(BaseModel):
         if self.async_scheduling is not None:
             kw["async_scheduling"] = self.async_scheduling
         if self.trail is not None:
+            # explicit, so that vLLM errors instead of quietly turning async off under a
+            # scheduler class chosen for it (the TRAIL scheduler refuses a mismatch too)
+            kw["async_scheduling"] = self.uses_async()
             kw["scheduler_cls"] = ASYNC_SCHEDULER_CLS if self.uses_async() else SCHEDULER_CLS
             kw["scheduling_policy"] = "priority"
             kw["hf_overrides"] = TrailOverrides(self.trail)
