@@ -10,6 +10,7 @@ import os
 import tempfile
 from typing import Any
 
+import ray
 from ray import serve
 from ray.serve import Application
 from ray.serve.config import RequestRouterConfig
@@ -17,6 +18,7 @@ from ray.serve.config import RequestRouterConfig
 from trail.serve.config import ServeConfig
 from trail.serve.ingress import Ingress
 from trail.serve.llm_server import LLMServer
+from trail.serve.placement import check_cluster_has, placement_options
 from trail.serve.redis_host import resolve_redis_url
 from trail.serve.routers import ROUTER_CLASSES
 
@@ -53,24 +55,48 @@ def router_config(cfg: ServeConfig) -> RequestRouterConfig:
 
 
 def llm_actor_options(cfg: ServeConfig) -> dict[str, Any]:
-    """A replica is one actor holding all GPUs of its TP group, so they share a node."""
+    """The replica actor: CPUs only; a GPU replica's GPUs are its placement group's bundles."""
     opts: dict[str, Any] = {
         "num_cpus": cfg.replicas.num_cpus,
-        "num_gpus": cfg.replicas.num_gpus,
         "runtime_env": {"env_vars": {**worker_env(), **cfg.replicas.env}},
     }
-    if cfg.replicas.accelerator_type:
-        opts["accelerator_type"] = cfg.replicas.accelerator_type
     return opts
 
 
+def llm_placement(cfg: ServeConfig) -> dict[str, Any]:
+    r = cfg.replicas
+    tp = cfg.engine.tensor_parallel_size
+    return placement_options(tp, r.num_gpus, r.num_cpus, r.accelerator_type, r.placement_strategy)
+
+
+def with_ray_executor(cfg: ServeConfig) -> ServeConfig:
+    """GPU replicas run vLLM's Ray executor: it starts one worker per GPU bundle of the
+    replica's placement group (the mp executor would need the GPUs on the replica actor)."""
+    if cfg.replicas.num_gpus <= 0 or "distributed_executor_backend" in cfg.engine.extra:
+        return cfg
+    extra = {**cfg.engine.extra, "distributed_executor_backend": "ray"}
+    return cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"extra": extra})})
+
+
+def check_gpus(cfg: ServeConfig) -> None:
+    """Refuse, when the app is built, GPU replicas this cluster cannot host."""
+    placement = llm_placement(cfg)
+    if not placement or cfg.replicas.wait_for_gpus or not ray.is_initialized():
+        return
+    check_cluster_has(
+        placement["placement_group_bundles"], cfg.replicas.num_replicas, ray.cluster_resources()
+    )
+
+
 def build_app(args: dict[str, Any]) -> Application:
-    cfg = finish_config(ServeConfig.model_validate(args))
+    cfg = with_ray_executor(finish_config(ServeConfig.model_validate(args)))
+    check_gpus(cfg)
     payload = cfg.model_dump(mode="json", exclude={"live"})
     llm = serve.deployment(LLMServer).options(
         name="LLMServer",
         num_replicas=cfg.replicas.num_replicas,
         ray_actor_options=llm_actor_options(cfg),
+        **llm_placement(cfg),
         max_ongoing_requests=cfg.replicas.max_ongoing_requests,
         max_queued_requests=cfg.replicas.max_queued_requests,
         request_router_config=router_config(cfg),

@@ -30,8 +30,18 @@ class ReplicaConfig(BaseModel):
 
     num_replicas: int = Field(1, ge=1)
     num_cpus: float = Field(0.5, ge=0, description="CPU bookkeeping only; vLLM uses what it finds")
-    num_gpus: float = Field(0, ge=0, description="= tensor_parallel_size on GPUs (one node)")
+    num_gpus: float = Field(
+        0, ge=0, description="GPUs per replica: 0 on CPUs, = engine.tensor_parallel_size on GPUs"
+    )
     accelerator_type: str | None = Field(None, description='e.g. "A100" to pin the GPU kind')
+    placement_strategy: Literal["STRICT_PACK", "PACK", "SPREAD", "STRICT_SPREAD"] = Field(
+        "STRICT_PACK", description="GPU replicas: one placement-group bundle per TP rank, so packed"
+    )
+    wait_for_gpus: bool = Field(
+        False,
+        description="GPU replicas: deploy even if the cluster has no such GPUs yet (an "
+        "autoscaler adds them); otherwise the app is refused when built",
+    )
     max_ongoing_requests: int = Field(64, ge=1, description="Serve: in flight per replica")
     max_queued_requests: int = Field(
         64, ge=-1, description="Serve: queued in the handle before 429 (-1: unbounded)"
@@ -135,6 +145,16 @@ class ServeConfig(BaseModel):
     @classmethod
     def _resolve_model(cls, engine: EngineConfig) -> EngineConfig:
         return engine.model_copy(update={"model": resolve_model(engine.model)})
+
+    @model_validator(mode="after")
+    def _gpus_match_tensor_parallel(self) -> ServeConfig:
+        gpus, tp = self.replicas.num_gpus, self.engine.tensor_parallel_size
+        if gpus > 0 and gpus != tp:
+            raise ValueError(
+                f"replicas.num_gpus={gpus:g} must equal engine.tensor_parallel_size={tp}: "
+                "one GPU per TP rank, one placement-group bundle each"
+            )
+        return self
 
     @model_validator(mode="after")
     def _capture_needs_trail(self) -> ServeConfig:

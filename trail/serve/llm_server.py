@@ -29,6 +29,7 @@ from trail.serve.capture import ServedCapture
 from trail.serve.config import LiveConfig, ServeConfig
 from trail.serve.openai_layer import answer, build_state, frontend_args
 from trail.serve.protocol import GENERATES, Accepted, OpenAICall, Reply
+from trail.serve.sources import check_sources
 from trail.serve.tracked_engine import TrackedEngine
 
 logger = logging.getLogger("ray.serve")
@@ -82,6 +83,7 @@ def _started_probe(cfg: ServeConfig) -> tuple[str | None, Any]:
 class LLMServer:
     async def __init__(self, config: dict[str, Any]) -> None:
         self.cfg = ServeConfig.model_validate(config)
+        check_sources(self.cfg)
         self.name = replica_name()
         load_dir = Path(self.cfg.load_dir or Path(tempfile.gettempdir()) / "trail-load")
         load_dir.mkdir(parents=True, exist_ok=True)
