@@ -126,7 +126,8 @@ def setup_capture(runner: Any) -> None:
 def check_capturable(model: Any, runner: Any, layers: list[int], probe: Any) -> None:
     """Refuse at start what would otherwise fail (or silently capture nothing) at the first
     step: a model class without aux hidden states, EAGLE-3 already using them, a layer the
-    model does not have, a probe trained on another hidden size."""
+    model does not have, a probe trained on another hidden size or (its card's config
+    fingerprint) another model."""
     name = type(model).__name__
     if not hooks.supports_aux_outputs(model):
         raise RuntimeError(
@@ -147,6 +148,21 @@ def check_capturable(model: Any, runner: Any, layers: list[int], probe: Any) -> 
             f"{hidden}: this probe was trained on another model; train one for this model "
             "(`trail profile`, `trail train probe`) and set trail.probe_path"
         )
+    expected = getattr(probe, "model_fingerprint", None)  # None: no probe, or an older one
+    if expected is not None:
+        from pathlib import Path
+
+        from trail.predict.probe import model_fingerprint
+
+        served = model_fingerprint(runner.model_config.hf_config)
+        if served != expected:
+            raise ValueError(
+                f"the TRAIL probe was trained for {probe.model_name} (model fingerprint "
+                f"{expected}) but this engine serves {Path(runner.model_config.model).name} "
+                f"({name}, fingerprint {served}): its hidden states mean other things to the "
+                "probe, even at the same hidden size; train a probe for this model "
+                "(`trail profile`, `trail train probe`) and set trail.probe_path"
+            )
     bad = [k for k in layers if not 0 <= k < n_layers - 1]
     if bad:
         raise ValueError(
@@ -267,3 +283,13 @@ def _sink(wc: WorkerCapture, hidden: int) -> CaptureSink:
             on_count=lambda outcome, n: capture_rows(cfg.replica, outcome, n),
         )
     return wc.sink
+
+
+FLUSH_CAPTURE = "trail_flush_capture"  # the worker method the plugin installs
+
+
+def flush_capture(worker: Any) -> dict[str, int] | None:
+    """collective_rpc target: this worker's sink counters once its queue is on disk (None on
+    a rank without a sink)."""
+    wc: WorkerCapture | None = getattr(worker.model_runner, "_trail", None)
+    return None if wc is None or wc.sink is None else wc.sink.flush()

@@ -29,6 +29,11 @@ def check_compatible(old: Any, new: Any) -> None:
             )
     if old.bins.to_list() != new.bins.to_list():
         raise IncompatibleProbe("probe bins differ from the running probe's")
+    ours, theirs = old.model_fingerprint, new.model_fingerprint
+    if ours is not None and theirs is not None and ours != theirs:
+        raise IncompatibleProbe(
+            f"probe trained for model {theirs} ({new.model_name}), this engine serves {ours}"
+        )
 
 
 def swap_probe(worker: Any, path: str) -> str:

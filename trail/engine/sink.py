@@ -76,6 +76,13 @@ class CaptureSink:
         except queue.Full:
             self._count("dropped_queue", len(keys))
 
+    def flush(self) -> dict[str, int]:
+        """Wait until every queued row is on disk (the profiler, between shards); the
+        counters say what was dropped on the way."""
+        if self._queue is not None:
+            self._queue.join()
+        return dict(self.stats)
+
     def close(self, timeout_s: float = 5.0) -> None:
         """Drain what is queued (tests, shutdown), then close the files."""
         if self._queue is not None:

@@ -29,6 +29,12 @@ def _rows(tables: dict) -> list[str]:
     return out
 
 
+def model_name(card: dict) -> str:
+    """The card's model name: a {name, path, fingerprint} record, or (older cards) a string."""
+    model = card["model"]
+    return model["name"] if isinstance(model, dict) else model
+
+
 def render_card(probe: dict, prompt: dict, report: dict) -> str:
     pc, qc = probe["card"], prompt["card"]
     prof = pc["profile"]
@@ -36,7 +42,7 @@ def render_card(probe: dict, prompt: dict, report: dict) -> str:
     lines = [
         "# Length predictors for SmolLM2-135M-Instruct",
         "",
-        f"- Served model: `{pc['model']}` (Q4_1 GGUF dequantised to bf16; profiled in "
+        f"- Served model: `{model_name(pc)}` (Q4_1 GGUF dequantised to bf16; profiled in "
         f"{prof['dtype']}), chat template, greedy, cap {prof['cap']} tokens.",
         f"- Data: {pc['data']}; prompts of 4..{prof['max_prompt_tokens']} tokens.",
         f"- Requests: {pc['requests']} (rows {pc['rows']}); split {pc['split']}; seed {pc['seed']}.",

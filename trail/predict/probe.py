@@ -64,6 +64,18 @@ class ProbeBundle:
         """The served model's hidden size this probe reads (its input less position features)."""
         return self.probe.net[0].in_features - (POSITION_FEATURES if self.positional else 0)
 
+    @property
+    def model_name(self) -> str | None:
+        """The served model this probe was trained for, as its card names it."""
+        model = self.card.get("model")
+        return model.get("name") if isinstance(model, dict) else model
+
+    @property
+    def model_fingerprint(self) -> str | None:
+        """`model_fingerprint` of that model's config; None for probes trained before it."""
+        model = self.card.get("model")
+        return model.get("fingerprint") if isinstance(model, dict) else None
+
     def inputs(self, vectors: torch.Tensor, steps: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = torch.as_tensor(vectors, dtype=torch.float32)
         if not self.positional:
@@ -112,6 +124,50 @@ class ProbeBundle:
             cap=int(meta.get("cap", 512)),
             version=weights_version(d / "probe.pt"),
         )
+
+
+FINGERPRINT_FIELDS = (
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "intermediate_size",
+    "vocab_size",
+)
+
+
+def model_fingerprint(config: Any) -> str:
+    """Which model a probe reads: a hash of the architecture and sizes in its HF config (a
+    config.json dict, or the config object an engine holds), so a dtype, a path or TRAIL's own
+    config attributes do not change it. Not of the weights: at engine load they are sharded,
+    maybe quantised or cast, and a checksum would mean reading them; a fine-tune of the same
+    base model therefore shares its base's fingerprint."""
+    raw = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    text = raw.get("text_config") or raw  # multimodal configs nest the language model's
+    fields: dict[str, Any] = {key: text.get(key) for key in FINGERPRINT_FIELDS}
+    if fields["num_key_value_heads"] is None:  # older configs: one KV head per query head
+        fields["num_key_value_heads"] = fields["num_attention_heads"]
+    fields["architectures"] = sorted(raw.get("architectures") or [])
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fingerprint_of(model: str | Path) -> str | None:
+    """`model_fingerprint` of a model folder's config.json (or a hub name's, if already in the
+    local HF cache); None where there is none. Read as JSON: importing transformers' config
+    classes would cost the trainer ~250 MB."""
+    path = Path(model) / "config.json"
+    if not path.is_file():
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            cached = try_to_load_from_cache(str(model), "config.json")
+        except ValueError:  # not a valid repo id
+            return None
+        if not isinstance(cached, str):
+            return None
+        path = Path(cached)
+    return model_fingerprint(json.loads(path.read_text()))
 
 
 def weights_version(path: Path) -> str:

@@ -8,7 +8,9 @@ checkpoint can then be chosen by validation Kendall tau (`select="tau"`)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -53,6 +55,15 @@ class Standardiser:
     @classmethod
     def fit(cls, x: torch.Tensor) -> Standardiser:
         return cls(x.mean(0), x.std(0).clamp_min(1e-3))
+
+    @classmethod
+    def from_moments(cls, n: int, mean: np.ndarray, m2: np.ndarray) -> Standardiser:
+        """From streamed moments (count, mean, sum of squared deviations): as `fit`."""
+        std = torch.as_tensor(np.sqrt(m2 / max(n - 1, 1)), dtype=torch.float32)
+        return cls(torch.as_tensor(mean, dtype=torch.float32), std.clamp_min(1e-3))
+
+    def to(self, device: torch.device) -> Standardiser:
+        return Standardiser(self.mean.to(device), self.std.to(device))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -108,7 +119,7 @@ def seed_everything(seed: int) -> None:
 
 @torch.inference_mode()
 def expected_lengths(model: nn.Module, x: torch.Tensor, bins: LengthBins) -> np.ndarray:
-    probs = torch.softmax(model(x), dim=-1).double().numpy()
+    probs = torch.softmax(model(x), dim=-1).double().cpu().numpy()
     return np.asarray(bins.expected(probs))
 
 
@@ -149,6 +160,75 @@ def train_step(  # noqa: PLR0913
     return loss.item()
 
 
+def training_device() -> torch.device:
+    """CUDA when present: a probe on 4096-wide states is a GPU's work; else the CPU."""
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+class RowSource(Protocol):
+    """Training rows: labels in memory, inputs wherever they live (RAM or memory-mapped
+    shards), handed out in chunks (in order) or minibatches (shuffled)."""
+
+    labels: np.ndarray  # remaining lengths, in the source's row order
+
+    def __len__(self) -> int: ...
+
+    def standardiser(self) -> Standardiser: ...
+
+    def chunks(self, device: torch.device) -> Iterator[torch.Tensor]:
+        """Every row once, in order, as float32 [m, width] on `device`."""
+        ...
+
+    def batches(
+        self, batch: int, gen: torch.Generator, device: torch.device
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch: (inputs, their positions in `labels`), every row once, shuffled."""
+        ...
+
+
+class InMemoryRows:
+    """Rows held in memory, shuffled over all of them at once (the original trainer's order:
+    same seed, same batches)."""
+
+    def __init__(self, x: np.ndarray, labels: np.ndarray):
+        self.x = torch.as_tensor(x, dtype=torch.float32)
+        self.labels = np.asarray(labels)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def standardiser(self) -> Standardiser:
+        return Standardiser.fit(self.x)
+
+    def chunks(self, device: torch.device) -> Iterator[torch.Tensor]:
+        yield self.x.to(device)
+
+    def batches(
+        self, batch: int, gen: torch.Generator, device: torch.device
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        x = self.x.to(device)
+        order = torch.randperm(len(x), generator=gen).to(device)
+        for i in range(0, len(x), batch):
+            idx = order[i : i + batch]
+            yield x[idx], idx
+
+
+def predict_lengths(
+    model: nn.Module,
+    rows: RowSource,
+    bins: LengthBins,
+    std: Standardiser | None = None,
+    device: torch.device | None = None,
+) -> np.ndarray:
+    """Expected remaining length of every row, chunk by chunk (`std`: the inputs' scaling
+    during training; None for a trained model, which takes raw inputs)."""
+    device = device or next(model.parameters()).device
+    parts = [
+        expected_lengths(model, x if std is None else std(x), bins) for x in rows.chunks(device)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
 def train_classifier(
     model: nn.Module,
     x_train: np.ndarray,
@@ -160,39 +240,54 @@ def train_classifier(
     progress: bool = True,
 ) -> TrainResult:
     """Fit on standardised inputs; return the best-validation-MAE model with raw-input weights."""
+    train, val = InMemoryRows(x_train, y_train), InMemoryRows(x_val, y_val)
+    return train_rows(model, train, val, bins, recipe, progress)
+
+
+def train_rows(  # noqa: PLR0913
+    model: nn.Module,
+    train: RowSource,
+    val: RowSource,
+    bins: LengthBins,
+    recipe: Recipe = Recipe(),
+    progress: bool = True,
+    device: torch.device | None = None,
+) -> TrainResult:
+    """train_classifier over row sources (rows that need not fit in memory), on `device`
+    (default: CUDA when present). The returned model is on the CPU."""
     seed_everything(recipe.seed)
-    xt = torch.as_tensor(x_train, dtype=torch.float32)
-    xv = torch.as_tensor(x_val, dtype=torch.float32)
-    std = Standardiser.fit(xt)
-    xt, xv = std(xt), std(xv)
-    target = torch.as_tensor(bins.index(y_train), dtype=torch.long)
-    lengths = torch.as_tensor(np.asarray(y_train, dtype=np.float32))
-    mids = torch.as_tensor(bins.midpoints, dtype=torch.float32)
+    device = device or training_device()
+    std_cpu = train.standardiser()
+    std = std_cpu.to(device)
+    target = torch.as_tensor(bins.index(train.labels), dtype=torch.long, device=device)
+    lengths = torch.as_tensor(np.asarray(train.labels, dtype=np.float32), device=device)
+    mids = torch.as_tensor(bins.midpoints, dtype=torch.float32, device=device)
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    per_epoch = (len(xt) + recipe.batch - 1) // recipe.batch
+    per_epoch = (len(train) + recipe.batch - 1) // recipe.batch
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs * per_epoch)
     gen = torch.Generator().manual_seed(recipe.seed)
     result = TrainResult(copy.deepcopy(model), -1, float("inf"))
     for epoch in tqdm(range(recipe.epochs), desc="epochs", disable=not progress):
         model.train()
-        order = torch.randperm(len(xt), generator=gen)
         total = 0.0
-        for i in range(0, len(xt), recipe.batch):
-            idx = order[i : i + recipe.batch]
-            logits = model(xt[idx])
+        for x, idx in train.batches(recipe.batch, gen, device):
+            logits = model(std(x))
             loss = train_step(
                 opt, sched, logits, target[idx], lengths[idx], mids, recipe.rank_weight
             )
             total += loss * len(idx)
         model.eval()
-        pred = expected_lengths(model, xv, bins)
-        val, tau = mae(pred, y_val), kendall_tau(pred, y_val)
-        result.losses.append(total / len(xt))
-        result.val_maes.append(val)
-        better = tau > result.val_tau if recipe.select == "tau" else val < result.val_mae
+        pred = predict_lengths(model, val, bins, std, device)
+        val_mae, tau = mae(pred, val.labels), kendall_tau(pred, val.labels)
+        result.losses.append(total / len(train))
+        result.val_maes.append(val_mae)
+        better = tau > result.val_tau if recipe.select == "tau" else val_mae < result.val_mae
         if better or result.best_epoch < 0:
             result.model, result.best_epoch = copy.deepcopy(model), epoch
-            result.val_mae, result.val_tau = val, tau
+            result.val_mae, result.val_tau = val_mae, tau
+    model.cpu()
+    result.model.cpu()
     first = next(m for m in result.model.modules() if isinstance(m, nn.Linear))
-    fold_standardiser(first, std)
+    fold_standardiser(first, std_cpu)
     return result

