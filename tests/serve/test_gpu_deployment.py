@@ -128,5 +128,8 @@ def test_serve_run_gpu_yaml_on_a_cpu_only_cluster_fails_fast_and_clearly() -> No
         cluster.cleanup()
 
 
-def test_check_gpus_is_silent_without_ray() -> None:
+def test_check_gpus_is_silent_without_ray(monkeypatch) -> None:
+    import trail.serve.app as app
+
+    monkeypatch.setattr(app.ray, "is_initialized", lambda: False)  # other tests start Ray
     check_gpus(ServeConfig.model_validate(gpu_args()))  # builder used outside a cluster
