@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from trail.predict.probe import position_features
+from trail.predict.probe import POSITION_FEATURES, position_features
 from trail.predict.shards import DEFAULT_BUFFER_MB, ProfileData, RowBlock
 from trail.predict.train import Standardiser
 
@@ -39,7 +39,8 @@ class ShardedRows:
         self.labels = data.labels[rows]
         self.steps = data.steps[rows]
         self.cap = cap
-        self.width = data.vectors.hidden + (2 if cap is not None else 0)
+        self.hidden = data.vectors.hidden
+        self.width = self.hidden + (POSITION_FEATURES if cap is not None else 0)
         self.mix = mix
         block_rows = max(1, int(buffer_mb * 2**20) // (4 * self.width * mix))
         self.blocks = data.layer_blocks(layer, rows, block_rows)
@@ -52,11 +53,10 @@ class ShardedRows:
         """Block k as float32 [m, width]."""
         block: RowBlock = self.blocks[k]
         out = np.empty((len(block), self.width), dtype=np.float32)
-        hidden = self.width - (2 if self.cap is not None else 0)
-        out[:, :hidden] = block.read()
+        out[:, : self.hidden] = block.read()
         if self.cap is not None:
             steps = self.steps[self.starts[k] : self.starts[k + 1]]
-            out[:, hidden:] = position_features(steps, self.cap).numpy()
+            out[:, self.hidden :] = position_features(steps, self.cap).numpy()
         return out
 
     def positions(self, k: int) -> np.ndarray:
