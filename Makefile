@@ -33,7 +33,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not engine and not serve and not slow" tests
 
 lint: setup
-	$(BIN)/ruff format --check . && $(BIN)/ruff check .
+	$(BIN)/ruff format --check . && $(BIN)/ruff check . && $(BIN)/lint-imports
 
 fmt: setup
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .

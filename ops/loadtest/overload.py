@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 
-from trail.bench.arrivals import arrival_times
+from trail.lab.workload.arrivals import arrival_times
 
 CHAT = "/v1/chat/completions"
 

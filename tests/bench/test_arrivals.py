@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trail.bench.arrivals import arrival_times, scaled
+from trail.lab.workload.arrivals import arrival_times, scaled
 
 
 @pytest.mark.parametrize("burstiness", [1.0, 0.25, 4.0])

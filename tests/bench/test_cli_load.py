@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.sse import chat_events, sse, transport
-from trail.bench.cli import app
+from trail.cli.bench import app
 
 
 def test_load_command_writes_records_and_summary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):

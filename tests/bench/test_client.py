@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from tests.support.sse import chat_events, sse, transport
-from trail.bench.client import Record, make_body, send
-from trail.bench.load import closed_loop, open_loop
-from trail.bench.requests import BenchRequest
+from trail.lab.bench.client import Record, make_body, send
+from trail.lab.bench.loadgen import closed_loop, open_loop
+from trail.lab.workload.requests import BenchRequest
 
 REQ = BenchRequest("r0", "Hello?", out_tokens=3, natural_tokens=40)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trail.bench.intervals import bucket_of, by_bucket, pooled_ratio, ratio_interval
-from trail.bench.sim_check import calibrated_cost
 from trail.engine.stepper import Finished, _Live
-from trail.sim.costmodel import CostModel
+from trail.lab.bench.sim_check import calibrated_cost
+from trail.lab.sim.costmodel import CostModel
+from trail.lab.stats.intervals import bucket_of, by_bucket, pooled_ratio, ratio_interval
 
 
 def test_a_paired_constant_ratio_has_a_zero_width_interval() -> None:
@@ -37,7 +37,7 @@ def test_the_interval_covers_the_true_ratio_and_narrows_with_more_requests() -> 
 def test_p99_ratio_and_pooled_point_estimate() -> None:
     base, other = {0: np.arange(1, 101.0)}, {0: np.full(100, 10.0)}
     assert pooled_ratio(base, other) == pytest.approx(50.5 / 10)
-    from trail.bench.intervals import STATS
+    from trail.lab.stats.intervals import STATS
 
     assert ratio_interval(base, other, STATS["p99"]).value == pytest.approx(
         np.percentile(np.arange(1, 101.0), 99) / 10
@@ -92,7 +92,7 @@ def test_tiny_experiment_end_to_end_and_resumable(tiny_path, tmp_path) -> None:
 
     from typer.testing import CliRunner
 
-    from trail.bench.cli import app
+    from trail.cli.bench import app
 
     workload = tmp_path / "w.jsonl"
     texts = ["Say hi.", "Count to ten.", "Name a fruit.", "Tell a joke.", "Why?", "Go on."]
@@ -132,7 +132,7 @@ def test_tiny_experiment_over_http_with_a_router_per_policy(tiny_path, tmp_path)
 
     from typer.testing import CliRunner
 
-    from trail.bench.cli import app
+    from trail.cli.bench import app
 
     workload = tmp_path / "w.jsonl"
     texts = ["Say hi.", "Count to ten.", "Name a fruit.", "Tell a joke.", "Why?", "Go on."]
@@ -169,7 +169,7 @@ def test_tiny_experiment_over_http_with_a_router_per_policy(tiny_path, tmp_path)
 def test_a_router_is_refused_without_http(tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from trail.bench.cli import app
+    from trail.cli.bench import app
 
     args = ["replay", "--policies", "fcfs,trail@router=pow2", "--out", str(tmp_path)]
     result = CliRunner().invoke(app, args)
@@ -180,7 +180,7 @@ def test_a_router_is_refused_without_http(tmp_path) -> None:
 
 def test_saturation_is_the_full_batch_decode_rate_not_the_burst_span() -> None:
     """Full decode-only steps set the rate; ramp, prefill and tail steps do not."""
-    from trail.bench.experiment import full_batch_rate
+    from trail.lab.bench.experiment import full_batch_rate
 
     full = [{"decode_seqs": 8, "prefill_tokens": 0, "step_s": 0.08}] * 20
     ramp = [{"decode_seqs": k, "prefill_tokens": 0, "step_s": 0.05} for k in range(1, 8)]
@@ -192,7 +192,7 @@ def test_saturation_is_the_full_batch_decode_rate_not_the_burst_span() -> None:
 
 
 def test_a_cells_speed_is_its_median_step_at_the_fullest_batch() -> None:
-    from trail.bench.analysis import full_batch_step_ms
+    from trail.lab.bench.analysis import full_batch_step_ms
 
     steps = [{"decode_seqs": 4, "prefill_tokens": 0, "step_s": s} for s in (0.07, 0.08, 0.09)]
     steps += [{"decode_seqs": 2, "prefill_tokens": 0, "step_s": 0.01}]
@@ -204,7 +204,7 @@ def test_a_cells_speed_is_its_median_step_at_the_fullest_batch() -> None:
 def test_a_probe_folder_goes_to_the_probe_policies_only(tmp_path) -> None:
     """`--probe DIR` (e.g. a probe retrained on an application's traffic) reaches the policies
     that read the probe, and only those."""
-    from trail.bench.experiment_cli import parse_policy, with_probe
+    from trail.lab.bench.policy_specs import parse_policy, with_probe
 
     names = ("fcfs", "sjf-prompt", "trail-prompt", "trail", "trail-oracle")
     specs = {s: with_probe(parse_policy(s, 0.8), tmp_path) for s in names}

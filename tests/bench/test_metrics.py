@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trail.bench.client import Record
-from trail.bench.metrics import SLO, span_s, steady_tok_s, summarize_records
+from trail.lab.bench.client import Record
+from trail.lab.bench.run_summary import SLO, span_s, steady_tok_s, summarize_records
 
 
 def rec(i: int, sent: float, ttft: float, lat: float, out: int, ok: bool = True) -> dict:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from trail.bench.client import Record
-from trail.bench.compare import write_outputs
-from trail.bench.load import save_jsonl
-from trail.bench.report import headline, markdown, rows, top_complete_load
+from trail.lab.bench.client import Record
+from trail.lab.bench.compare import write_outputs
+from trail.lab.bench.loadgen import save_jsonl
+from trail.lab.bench.report import headline, markdown, rows, top_complete_load
 
 
 def run(group: str, policy: str, load: float, mean: float, errors: int = 0, **kw) -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from trail.bench.requests import DEFAULT_SET, build, load_source, save
-from trail.bench.runner import LoadSpec
+from trail.lab.bench.runner import LoadSpec
+from trail.lab.workload.requests import DEFAULT_SET, build, load_source, save
 
 
 def test_shipped_set_loads_and_builds_deterministically():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trail.bench.summary import ratios, summarize
+from trail.lab.stats.summary import ratios, summarize
 
 
 def test_summary_and_ratios():
@@ -21,8 +21,8 @@ def test_summary_and_ratios():
 
 def test_replay_requests_do_not_hand_the_length_to_non_oracle_policies():
     """ignore_eos + max_tokens = the true length: the ranking must not use it as a cap."""
-    from trail.bench.replay import build_arrivals
-    from trail.bench.workload import WorkItem
+    from trail.lab.bench.replay import build_arrivals
+    from trail.lab.workload.prompts import WorkItem
 
     class Tok:  # the two calls chat_prompt_ids makes
         def apply_chat_template(self, *args, **kwargs) -> str:  # noqa: ANN002, ANN003

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from trail.bench.cli import app
-from trail.bench.workload import WorkItem, apply_template, load_jsonl, templated
+from trail.cli.bench import app
+from trail.lab.workload.prompts import WorkItem, apply_template, load_jsonl, templated
 
 
 def test_the_template_wraps_the_prompt_and_reads_a_typed_newline():

@@ -122,9 +122,9 @@ def test_prefix_cache_hit_gives_the_same_initial_prediction(tiny_path, run_scena
 
 def _fit_probe(events: list[dict], lengths: dict[str, int], path):
     """A probe fitted to this workload's own rows (first pass): informative by construction."""
+    from trail.lab.learn.train import Recipe, train_classifier
     from trail.predict.bins import LengthBins
     from trail.predict.probe import ProbeBundle, ProbeMLP
-    from trail.predict.train import Recipe, train_classifier
 
     rows = [e for e in events if e["event"] == "probe" and e["vector"] is not None]
     x = np.array([e["vector"] for e in rows], dtype=np.float32)

@@ -30,7 +30,7 @@ def test_serve_exposes_the_directory_and_stops_on_sigint(tmp_path):
     (tmp_path / "gauge_livesum_999999999.db").write_bytes(b"")  # stale: --reset removes it
     writer = None
     port = free_port()
-    args = [sys.executable, "-m", "trail.metrics.cli", "serve", "--port", str(port)]
+    args = [sys.executable, "-m", "trail.cli.metrics", "serve", "--port", str(port)]
     args += ["--path", str(tmp_path), "--reset"]
     # started with SIGINT ignored, as under a Ray or vLLM parent (it passes SIG_IGN through exec)
     exporter = subprocess.Popen(

@@ -3,7 +3,7 @@ test set (its printed numbers are the ones docs/predictors.md quotes)."""
 
 import numpy as np
 
-from ops.predict.cap_ceiling import auc, main
+from trail.lab.analyses.cap_ceiling import auc, main
 
 
 def test_auc_counts_pairs_and_halves_ties():

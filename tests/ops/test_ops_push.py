@@ -10,8 +10,8 @@ import typer
 from grafana_standin import GrafanaStandIn
 from typer.testing import CliRunner
 
-from ops.grafana.cli import app as dashboards_app
 from ops.grafana.render import DATASOURCE_UID, rendered_dashboards
+from trail.cli.dashboards import app as dashboards_app
 
 root = typer.Typer()
 root.add_typer(dashboards_app, name="dashboards")

@@ -1,4 +1,4 @@
-"""ops.predict.served_accuracy on a hand-made replay folder: the numbers are known."""
+"""trail.lab.analyses.served_accuracy on a hand-made replay folder: the numbers are known."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ops.predict.served_accuracy import accuracy
+from trail.lab.analyses.served_accuracy import accuracy
 
 
 def write_cell(run, seed: int, requests: dict, initial: list | None) -> None:

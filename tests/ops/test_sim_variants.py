@@ -1,4 +1,4 @@
-"""`python -m ops.bench.sim_variants`: policy variants simulated on a replay's recorded cells."""
+"""`python -m trail.lab.analyses.sim_variants`: policy variants simulated on a replay's recorded cells."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.bench.sim_variants import simulate_variants
-from trail.bench.experiment import Cells
+from trail.lab.analyses.sim_variants import simulate_variants
+from trail.lab.bench.experiment import Cells
 
 
 def _cell(lengths: list[int], predicted: list[float]) -> dict:

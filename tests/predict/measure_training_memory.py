@@ -68,7 +68,7 @@ def shard_rows(shard: int, requests: int, positions: int = 32) -> tuple[list[dic
 def write_profile(root: Path, shards: int, requests: int, legacy: bool, model: str) -> None:
     """A finished profile of `shards` shards (.npz files with `legacy`); the manifest also
     counts the rows."""
-    from trail.predict.shards import shard_name, write_manifest, write_shard
+    from trail.lab.learn.shards import shard_name, write_manifest, write_shard
 
     root.mkdir(parents=True, exist_ok=True)
     rows = 0
@@ -94,7 +94,7 @@ def train(root: Path, out: Path, sweep: bool, buffer_mb: float | None) -> dict:
     import torch  # noqa: F401 - imported before the baseline is taken
     from typer.testing import CliRunner
 
-    from trail.predict import train_cli
+    from trail.cli import train as train_cli
 
     train_cli.SWEEP_RECIPE = {"epochs": 1, "batch": 256}
     baseline = peak_rss_mb()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from trail.predict.eval_cli import app as eval_app
-from trail.predict.profile_cli import app as profile_app
-from trail.predict.train_cli import app as train_app
+from trail.cli.eval import app as eval_app
+from trail.cli.profile import app as profile_app
+from trail.cli.train import app as train_app
 
 
 @pytest.mark.parametrize(

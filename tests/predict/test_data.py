@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from trail.lab.learn.evaluate import HeldOut, choose_refinement, predictions, replay, tables
+from trail.lab.learn.profile import pick_steps
+from trail.lab.workload.sharegpt import first_turn, iter_records, looks_english, split_of
+from trail.predict.accuracy import ConstantBaseline, kendall_tau, pairwise_accuracy
 from trail.predict.bins import LengthBins
-from trail.predict.evaluate import HeldOut, choose_refinement, predictions, replay, tables
-from trail.predict.metrics import ConstantBaseline, kendall_tau, pairwise_accuracy
-from trail.predict.profile import pick_steps
 from trail.predict.refine import BayesRefiner
-from trail.predict.sharegpt import first_turn, iter_records, looks_english, split_of
 
 
 def test_truncated_json_yields_whole_records_only() -> None:

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from tests.predict.test_train_cli import fake_profile
 from tests.support.known_probe import write_known_probe
+from trail.cli.train import app
+from trail.lab.learn.shards import read_manifest, write_manifest
 from trail.predict.probe import ProbeBundle, fingerprint_of, model_fingerprint
-from trail.predict.shards import read_manifest, write_manifest
-from trail.predict.train_cli import app
 
 SHIPPED = Path(__file__).resolve().parents[2] / "trail" / "assets" / "smollm2" / "probe"
 SMOLLM2 = "9913cbb8004bf78e"  # the shipped probe's; a change here would orphan every probe

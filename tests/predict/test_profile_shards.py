@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from trail.predict.merge import MergeRefused, merge_profiles
-from trail.predict.profile import (
+from trail.cli.profile import app as profile_app
+from trail.lab.learn.merge import MergeRefused, merge_profiles
+from trail.lab.learn.profile import (
     model_depth,
     parse_shard_range,
     resolve_layers,
 )
-from trail.predict.profile_cli import app as profile_app
-from trail.predict.shards import (
+from trail.lab.learn.shards import (
     load_dense,
     load_profile,
     read_manifest,
@@ -39,7 +39,7 @@ def profile_cli(model: Path, out: Path, *extra: str) -> None:
     env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
     args = ["--model", str(model), "--out", str(out), "--max-num-seqs", "8", *TINY_RUN, *extra]
     proc = subprocess.run(
-        [sys.executable, "-m", "trail.predict.profile_cli", *args],
+        [sys.executable, "-m", "trail.cli.profile", *args],
         capture_output=True,
         text=True,
         env=env,

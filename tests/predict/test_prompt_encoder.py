@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from trail.lab.learn.finetune import FinetuneRecipe, finetune, length_batches
 from trail.predict.bins import LengthBins
-from trail.predict.finetune import FinetuneRecipe, finetune, length_batches
 from trail.predict.prompt import PromptEncoder, PromptHead, PromptPredictor, encoder_path
 
 TEXTS = [

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from trail.cli import app
 from trail.engine.sink import CaptureSink
+from trail.lab.learn.served import load_served, split_of, verdict
 from trail.predict.bins import LengthBins
 from trail.predict.probe import ProbeBundle, ProbeMLP
-from trail.predict.served import load_served, split_of, verdict
 
 H, LAYER, EVERY = 16, 3, 4
 runner = CliRunner()
@@ -97,8 +97,8 @@ def test_verdict_needs_a_strictly_lower_held_out_mae():
 
 def write_profile(root, n: int = 60, seed: int = 1) -> None:  # noqa: ANN001
     """An original profile with the same signal as write_served's rows, at layers [1, 3]."""
-    from trail.predict.shards import write_manifest, write_shard
-    from trail.predict.sharegpt import split_of as profile_split
+    from trail.lab.learn.shards import write_manifest, write_shard
+    from trail.lab.workload.sharegpt import split_of as profile_split
 
     rng = np.random.default_rng(seed)
     requests, parts = [], {"req": [], "steps": [], "labels": [], "vectors": []}
@@ -120,8 +120,8 @@ def write_profile(root, n: int = 60, seed: int = 1) -> None:  # noqa: ANN001
 
 
 def test_profile_rows_come_from_its_train_split_in_the_probes_input_form(tmp_path):
-    from trail.predict.served import profile_rows
-    from trail.predict.shards import load_profile
+    from trail.lab.learn.served import profile_rows
+    from trail.lab.learn.shards import load_profile
 
     write_profile(tmp_path / "profile")
     uninformative_probe(tmp_path / "current")

@@ -10,9 +10,9 @@ import torch
 from typer.testing import CliRunner
 
 from trail.cli import app
+from trail.lab.learn.served_prompt import load_served_prompts
 from trail.predict.bins import LengthBins
 from trail.predict.prompt import PromptHead, PromptPredictor
-from trail.predict.served_prompt import load_served_prompts
 
 runner = CliRunner()
 

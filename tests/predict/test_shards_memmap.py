@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from trail.predict.loader import ShardedRows
-from trail.predict.shards import (
+from trail.lab.learn.loader import ShardedRows
+from trail.lab.learn.shards import (
     legacy_shards,
     load_dense,
     load_profile,
@@ -21,7 +21,7 @@ from trail.predict.shards import (
     write_manifest,
     write_shard,
 )
-from trail.predict.train import Standardiser
+from trail.lab.learn.train import Standardiser
 
 LAYERS, HIDDEN = [4, 8, 12], 6
 

@@ -11,9 +11,9 @@ import torch
 from typer.testing import CliRunner
 
 from trail.engine.trail_config import TrailConfig
+from trail.lab.learn.testset import load_testset, verify_outputs
 from trail.predict.probe import ProbeBundle
 from trail.predict.prompt import DEFAULT_PROMPT_DIR, PromptPredictor
-from trail.predict.testset import load_testset, verify_outputs
 
 PROBE_DIR = DEFAULT_PROMPT_DIR.parent / "probe"
 EVAL = DEFAULT_PROMPT_DIR.parent / "eval.json"
@@ -49,7 +49,7 @@ def test_served_refinement_is_the_evaluated_one(bundle: ProbeBundle) -> None:
 
 @pytest.mark.slow
 def test_eval_shipped_reproduces_the_card(tmp_path) -> None:
-    from trail.predict.eval_cli import app
+    from trail.cli.eval import app
 
     out = tmp_path / "eval.json"
     args = ["--shipped", "--report", str(out), "--plots", str(tmp_path), "--no-cost"]

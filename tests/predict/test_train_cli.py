@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from trail.cli.train import app
+from trail.lab.learn.shards import load_profile, write_manifest, write_shard
+from trail.lab.workload.sharegpt import split_of
 from trail.predict.probe import ProbeBundle
-from trail.predict.shards import load_profile, write_manifest, write_shard
-from trail.predict.sharegpt import split_of
-from trail.predict.train_cli import app
 
 LAYER_IDS, HIDDEN = [3, 7, 11], 8  # the captured layers' ids (not 0..n-1)
 LAYERS = len(LAYER_IDS)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trail.predict.bins import LengthBins
-from trail.predict.probe import ProbeBundle, ProbeMLP
-from trail.predict.train import (
+from trail.lab.learn.train import (
     Recipe,
     Standardiser,
     expected_lengths,
@@ -15,6 +13,8 @@ from trail.predict.train import (
     mae,
     train_classifier,
 )
+from trail.predict.bins import LengthBins
+from trail.predict.probe import ProbeBundle, ProbeMLP
 
 
 def toy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,8 +65,8 @@ def test_warm_start_is_the_same_function_on_standardised_inputs():
     import numpy as np
     import torch
 
+    from trail.lab.learn.train import Standardiser, warm_start
     from trail.predict.probe import ProbeMLP
-    from trail.predict.train import Standardiser, warm_start
 
     torch.manual_seed(0)
     model = ProbeMLP(6, 4)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trail.bench.runner import LoadSpec, run_closed, run_open
+from trail.lab.bench.runner import LoadSpec, run_closed, run_open
 
 pytestmark = pytest.mark.serve
 

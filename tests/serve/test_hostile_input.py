@@ -26,9 +26,9 @@ FUZZ_MAX_TOKENS = 8  # generated output caps are lowered to this, to bound the r
 
 
 def test_docs_openapi_json_is_current():
-    from trail.serve.openapi_cli import render
+    from trail.cli.openapi import render
 
-    assert SPEC.read_text() == render(), "run: .venv/bin/python -m trail.serve.openapi_cli"
+    assert SPEC.read_text() == render(), "run: .venv/bin/python -m trail.cli.openapi"
 
 
 def test_the_pickled_app_ray_serve_runs_has_the_same_spec():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from trail.bench.vllm_compat import BACKENDS, vllm_bench, write_sharegpt
+from trail.lab.bench.vllm_compat import BACKENDS, vllm_bench, write_sharegpt
 
 pytestmark = pytest.mark.serve
 

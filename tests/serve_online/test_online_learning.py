@@ -21,11 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.known_probe import write_known_probe
 from tests.support.serve import ServeStack, chat, replica_stats, running_app, wait_for, wait_idle
 from trail.engine.sink import capture_stats
+from trail.lab.learn.served import load_served
 from trail.metrics import render_latest
 from trail.predict.bins import LengthBins
 from trail.predict.probe import ProbeBundle, ProbeMLP
 from trail.predict.prompt import PromptPredictor
-from trail.predict.served import load_served
 from trail.serve.capture import read_labels
 from trail.store import StoreReader
 

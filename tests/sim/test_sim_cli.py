@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from trail.sim.cli import app
+from trail.cli.sim import app
 
 runner = CliRunner()
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from trail.lab.sim.cluster import ROUTERS, SimRouter, simulate_cluster
+from trail.lab.sim.engine import Board, SimEngineConfig
+from trail.lab.sim.workload import WorkloadSpec, make_requests
 from trail.policy import get_policy
-from trail.sim.cluster import ROUTERS, SimRouter, simulate_cluster
-from trail.sim.engine import Board, SimEngineConfig
-from trail.sim.workload import WorkloadSpec, make_requests
 
 CFG = SimEngineConfig(max_num_seqs=8, kv_tokens=4096)
 

@@ -7,11 +7,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from trail.lab.sim.cluster import simulate_cluster
+from trail.lab.sim.costmodel import CostModel, calibrate, run_time, steps_within
+from trail.lab.sim.engine import Engine, SimEngineConfig
+from trail.lab.sim.workload import WorkloadSpec, make_requests
 from trail.policy import get_policy
-from trail.sim.cluster import simulate_cluster
-from trail.sim.costmodel import CostModel, calibrate, run_time, steps_within
-from trail.sim.engine import Engine, SimEngineConfig
-from trail.sim.workload import WorkloadSpec, make_requests
 
 SMALL = SimEngineConfig(max_num_seqs=8, kv_tokens=4096)
 

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trail.lab.sim import theory
+from trail.lab.sim.confidence import batch_means, littles_law_gap
+from trail.lab.sim.distributions import PredictionModel, exponential, lognormal
+from trail.lab.sim.mg1 import Jobs, policy_config, simulate_fast, simulate_with_policy
 from trail.policy import get_policy
-from trail.sim import theory
-from trail.sim.confidence import batch_means, littles_law_gap
-from trail.sim.distributions import PredictionModel, exponential, lognormal
-from trail.sim.mg1 import Jobs, policy_config, simulate_fast, simulate_with_policy
 
 
 def _jobs(seed, n=400, load=0.9, sigma=0.6, size=None):

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from trail.sim import theory
-from trail.sim.distributions import PredictionModel, bounded_pareto, exponential, lognormal
+from trail.lab.sim import theory
+from trail.lab.sim.distributions import PredictionModel, bounded_pareto, exponential, lognormal
 
 EXACT = PredictionModel(0.0)
 
@@ -80,7 +80,7 @@ def test_overload_is_infinite():
 
 @pytest.mark.parametrize("c", [0.0, 0.4, 1.0, math.inf])
 def test_sorted_old_tail_sum_equals_the_direct_sum(c):
-    from trail.sim.theory import _old_tail_work, _old_tail_work_direct
+    from trail.lab.sim.theory import _old_tail_work, _old_tail_work_direct
 
     cloud = theory.Cloud.build(lognormal(1.0, 1.0), PredictionModel(0.7), nx=60, nz=15)
     thresholds = np.concatenate([cloud.r[::7], np.geomspace(1e-3, 50, 40)])
@@ -91,7 +91,7 @@ def test_sorted_old_tail_sum_equals_the_direct_sum(c):
 
 
 def test_empirical_lengths_from_a_file(tmp_path):
-    from trail.sim.distributions import by_name
+    from trail.lab.sim.distributions import by_name
 
     lengths = np.random.default_rng(0).lognormal(4.0, 1.0, 5000).round() + 1
     path = tmp_path / "lengths.txt"

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from trail.bench.replay import refined_points
-from trail.bench.sim_check import refined_trace
+from trail.lab.bench.replay import refined_points
+from trail.lab.bench.sim_check import refined_trace
+from trail.lab.sim.cluster import simulate_cluster
+from trail.lab.sim.costmodel import CostModel
+from trail.lab.sim.engine import SimEngineConfig
+from trail.lab.sim.workload import SimRequest
 from trail.policy import LengthState, get_policy
-from trail.sim.cluster import simulate_cluster
-from trail.sim.costmodel import CostModel
-from trail.sim.engine import SimEngineConfig
-from trail.sim.workload import SimRequest
 
 ONE_SLOT = SimEngineConfig(max_num_seqs=1, kv_tokens=4096, cost=CostModel(a=0.01, b=0, d=0, e=0))
 

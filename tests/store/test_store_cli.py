@@ -1,4 +1,4 @@
-"""`trail inspect` against a real redis-server, mounted the way trail/cli.py will mount it."""
+"""`trail inspect` against a real redis-server, mounted the way trail/cli/__init__.py will mount it."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import time
 import typer
 from typer.testing import CliRunner
 
+from trail.cli.inspect import app as inspect_app
 from trail.store import PredictionStore, prompt_hash
-from trail.store.cli import app as inspect_app
 
 root = typer.Typer()
 root.add_typer(inspect_app, name="inspect")
 
 
 @root.command("noop")
-def _noop() -> None:  # a second command keeps `root` a group, as in trail/cli.py
+def _noop() -> None:  # a second command keeps `root` a group, as in trail/cli/__init__.py
     pass
 
 

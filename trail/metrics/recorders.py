@@ -103,7 +103,7 @@ class ReplicaMetrics:
         window = self._first.setdefault(version, deque(maxlen=d.ONLINE_WINDOW))
         window.append((predicted, true_length))
         if len(window) >= 8:
-            from trail.predict.metrics import kendall_tau
+            from trail.predict.accuracy import kendall_tau
 
             pred, true = zip(*window, strict=True)
             tau = kendall_tau(np.asarray(pred), np.asarray(true))

@@ -1,6 +1,6 @@
 """Pure scheduling policy: ranks, limited preemption, victim choice, aging.
 
-No framework imports. The vLLM scheduler (trail.engine) and the simulator (trail.sim) both drive
+No framework imports. The vLLM scheduler (trail.engine) and the simulator (trail.lab.sim) both drive
 these functions, so what the simulator shows is what the engine does.
 """
 

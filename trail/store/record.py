@@ -108,7 +108,7 @@ def online_accuracy(
     requests do not dominate. With `train_lengths`, the best constant beside them (the training
     median of the total, and of the remaining length at each point's step).
     """
-    from trail.predict.metrics import ConstantBaseline, kendall_tau, pairwise_accuracy
+    from trail.predict.accuracy import ConstantBaseline, kendall_tau, pairwise_accuracy
 
     initial: list[tuple[float, float]] = []  # (predicted, true)
     points: list[tuple[float, float, int, float]] = []  # (predicted, true, step, room)

@@ -1,0 +1,1 @@
+"""Learning the predictors: profile the served model, train, evaluate, retrain on served traffic."""

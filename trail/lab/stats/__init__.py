@@ -1,0 +1,1 @@
+"""Statistics of measured runs: paired bootstrap ratios and latency summaries (pure numpy)."""

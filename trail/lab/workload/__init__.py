@@ -1,0 +1,1 @@
+"""Workloads: prompts, request sets, arrival processes and the ShareGPT split."""
