@@ -27,3 +27,7 @@ def tiny_dir(root: Path | None = None, arch: str = "llama") -> Path:
     if arch not in TINY_ARCHS:
         raise ValueError(f"unknown tiny architecture {arch!r}; known: {', '.join(TINY_ARCHS)}")
     return (root or cache_dir()) / f"tiny-{arch}"
+
+
+SMOLLM2_ASSETS = Path(__file__).resolve().parents[1] / "assets" / "smollm2"
+"""What ships with the package for SmolLM2: probe, prompt predictor, test set, workloads."""

@@ -17,8 +17,9 @@ import torch
 
 from trail.lab.learn.evaluate import HeldOut
 from trail.lab.learn.shards import load_dense
+from trail.models.paths import SMOLLM2_ASSETS
 
-DEFAULT_TESTSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "smollm2" / "testset"
+DEFAULT_TESTSET_DIR = SMOLLM2_ASSETS / "testset"
 KEEP = ("index", "id", "text", "n_prompt", "length", "finish", "repeat_ratio")
 GRID = 32
 

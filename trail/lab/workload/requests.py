@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from trail.lab.workload.prompts import from_profile, load_jsonl
+from trail.models.paths import SMOLLM2_ASSETS
 
-DEFAULT_SET = (
-    Path(__file__).resolve().parents[1] / "assets" / "smollm2" / "testset" / "requests.json"
-)
+DEFAULT_SET = SMOLLM2_ASSETS / "testset" / "requests.json"
 
 
 @dataclass(frozen=True)
