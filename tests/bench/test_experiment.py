@@ -8,8 +8,8 @@ import pytest
 
 from trail.engine.stepper import Finished, _Live
 from trail.lab.bench.sim_check import calibrated_cost
-from trail.lab.sim.costmodel import CostModel
 from trail.lab.stats.intervals import bucket_of, by_bucket, pooled_ratio, ratio_interval
+from trail.policy.cost import StepCost
 
 
 def test_a_paired_constant_ratio_has_a_zero_width_interval() -> None:
@@ -70,15 +70,15 @@ def test_the_longest_stall_after_the_first_token_is_kept() -> None:
 
 
 def test_calibration_recovers_a_known_cost_model() -> None:
-    truth = CostModel(a=0.02, b=4e-4, d=3e-3, e=2e-6)
+    truth = StepCost(0.02, 4e-4, 3e-3, 2e-6)
     rng = np.random.default_rng(2)
     steps = []
     for _ in range(400):
         p, d, c = int(rng.integers(0, 300)), int(rng.integers(1, 16)), int(rng.integers(0, 8000))
-        t = truth.step_time(p, d, c) * (1 + 0.01 * rng.standard_normal())
+        t = truth.step_seconds(p, d, c) * (1 + 0.01 * rng.standard_normal())
         steps.append({"prefill_tokens": p, "decode_seqs": d, "context_tokens": c, "step_s": t})
     got = calibrated_cost([{"steps": steps[:200]}, {"steps": steps[200:]}])
-    for name in ("a", "b", "d", "e"):
+    for name in ("base_s", "per_prefill_token_s", "per_decode_seq_s", "per_context_token_s"):
         assert getattr(got, name) == pytest.approx(getattr(truth, name), rel=0.1), name
 
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from typer.testing import CliRunner
 
 from trail.cli.sim import app
@@ -86,7 +88,7 @@ def test_calibrate_saves_a_usable_cost_model(tmp_path):
     result = runner.invoke(app, ["calibrate", str(trace), "--save", str(saved)])
     assert result.exit_code == 0, result.output
     fitted = json.loads(saved.read_text())
-    assert abs(fitted["d"] - 3e-3) < 3e-4
+    assert abs(fitted["per_decode_seq_s"] - 3e-3) < 3e-4
     sweep = runner.invoke(
         app,
         [
@@ -106,3 +108,14 @@ def test_calibrate_saves_a_usable_cost_model(tmp_path):
         ],
     )
     assert sweep.exit_code == 0, sweep.output
+
+
+def test_cost_files_of_the_older_a_b_d_e_form_still_load(tmp_path):
+    """Cost models saved before the simulator shared the scheduler's StepCost keep working."""
+    from trail.lab.sim.calibrate import load_cost
+
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"a": 0.01, "b": 2e-4, "d": 3e-3, "e": 1e-6}))
+    cost = load_cost(str(old))
+    assert (cost.base_s, cost.per_prefill_token_s) == (0.01, 2e-4)
+    assert cost.step_seconds(10, 2, 100) == pytest.approx(0.01 + 2e-3 + 6e-3 + 1e-4)

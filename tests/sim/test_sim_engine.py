@@ -7,11 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from trail.lab.sim.calibrate import CPU, calibrate, run_time, steps_within
 from trail.lab.sim.cluster import simulate_cluster
-from trail.lab.sim.costmodel import CostModel, calibrate, run_time, steps_within
 from trail.lab.sim.engine import Engine, SimEngineConfig
 from trail.lab.sim.workload import WorkloadSpec, make_requests
 from trail.policy import get_policy
+from trail.policy.cost import StepCost
 
 SMALL = SimEngineConfig(max_num_seqs=8, kv_tokens=4096)
 
@@ -88,21 +89,21 @@ def test_decode_run_arithmetic():
 
 
 def test_calibrate_recovers_coefficients(tmp_path):
-    truth = CostModel(a=0.01, b=3e-4, d=2e-3, e=1e-6)
+    truth = StepCost(0.01, 3e-4, 2e-3, 1e-6)
     rng = np.random.default_rng(0)
     lines = []
     for _ in range(300):
         p, s, c = int(rng.integers(0, 2000)), int(rng.integers(1, 64)), int(rng.integers(0, 40000))
-        step = truth.step_time(p, s, c) * (1 + 0.02 * rng.standard_normal())
+        step = truth.step_seconds(p, s, c) * (1 + 0.02 * rng.standard_normal())
         lines.append(
             json.dumps({"prefill_tokens": p, "decode_seqs": s, "context_tokens": c, "step_s": step})
         )
     trace = tmp_path / "steps.jsonl"
     trace.write_text("\n".join(lines))
     fit = calibrate(trace)
-    for name in ("a", "b", "d", "e"):
+    for name in ("base_s", "per_prefill_token_s", "per_decode_seq_s", "per_context_token_s"):
         assert getattr(fit, name) == pytest.approx(getattr(truth, name), rel=0.15)
-    assert not math.isnan(fit.step_time(100, 10, 1000))
+    assert not math.isnan(fit.step_seconds(100, 10, 1000))
 
 
 def test_calibrate_keeps_defaults_for_what_a_decode_only_trace_cannot_tell(tmp_path):
@@ -111,5 +112,7 @@ def test_calibrate_keeps_defaults_for_what_a_decode_only_trace_cannot_tell(tmp_p
         "\n".join(json.dumps({"decode_seqs": b, "step_s": 0.02 + 0.004 * b}) for b in (1, 4, 16))
     )
     fit = calibrate(trace)
-    assert fit.a == pytest.approx(0.02, rel=1e-6) and fit.d == pytest.approx(0.004, rel=1e-6)
-    assert fit.b == CostModel().b and fit.e == CostModel().e
+    assert fit.base_s == pytest.approx(0.02, rel=1e-6)
+    assert fit.per_decode_seq_s == pytest.approx(0.004, rel=1e-6)
+    assert fit.per_prefill_token_s == CPU.per_prefill_token_s
+    assert fit.per_context_token_s == CPU.per_context_token_s

@@ -10,12 +10,12 @@ from typer.testing import CliRunner
 from trail.lab.bench.replay import refined_points
 from trail.lab.bench.sim_check import refined_trace
 from trail.lab.sim.cluster import simulate_cluster
-from trail.lab.sim.costmodel import CostModel
 from trail.lab.sim.engine import SimEngineConfig
 from trail.lab.sim.workload import SimRequest
 from trail.policy import LengthState, get_policy
+from trail.policy.cost import StepCost
 
-ONE_SLOT = SimEngineConfig(max_num_seqs=1, kv_tokens=4096, cost=CostModel(a=0.01, b=0, d=0, e=0))
+ONE_SLOT = SimEngineConfig(max_num_seqs=1, kv_tokens=4096, cost=StepCost(0.01, 0, 0, 0))
 
 
 def _pair(trace_says: float) -> list[SimRequest]:

@@ -53,14 +53,13 @@ def _progress(total: int, what: str):  # type: ignore[no-untyped-def]
 
 
 def _engine_setup(cost: str | None, max_seqs: int, kv_tokens: int, output: str, load: float):  # type: ignore[no-untyped-def]
-    from trail.lab.sim.costmodel import PRESETS, CostModel
+    from trail.lab.sim.calibrate import load_cost
     from trail.lab.sim.distributions import by_name
     from trail.lab.sim.engine import SimEngineConfig
     from trail.lab.sim.experiments import engine_capacity_rps
     from trail.lab.sim.workload import WorkloadSpec
 
-    name = cost or "cpu"
-    model = PRESETS[name] if name in PRESETS else CostModel(**json.loads(Path(name).read_text()))
+    model = load_cost(cost)
     cfg = SimEngineConfig(max_num_seqs=max_seqs, kv_tokens=kv_tokens, cost=model)
     spec = WorkloadSpec(rate=1.0, output=by_name(output))
     rate = load * engine_capacity_rps(cfg, spec)
@@ -358,12 +357,13 @@ def calibrate(
     ] = None,
 ) -> None:
     """Fit the engine step-time model to a measured engine trace."""
-    from trail.lab.sim.costmodel import calibrate as fit
+    from trail.lab.sim.calibrate import calibrate as fit
+    from trail.lab.sim.calibrate import cost_json
 
     model = fit(trace)
-    typer.echo(model.to_json())
+    typer.echo(cost_json(model))
     if save:
-        _write_json(save, json.loads(model.to_json()))
+        _write_json(save, json.loads(cost_json(model)))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """What an engine step costs, and so what a preemption costs (pure; engine and simulator).
 
-A step's time is modelled as base + a x prefill tokens + b x decode sequences, the shape vLLM's
-iteration-level batching has on CPUs and GPUs alike. `StepCostEstimator` fits it online from the
+A step's time is modelled as base + a x prefill tokens + b x decode sequences (+ c x context
+tokens held by the batch, the attention reads), the shape vLLM's iteration-level batching has on
+CPUs and GPUs alike. One model for the scheduler and the simulator: the engine fits the first
+three terms online; the simulator is calibrated from an engine's step trace
+(trail/lab/sim/calibrate.py) and also uses the context term. `StepCostEstimator` fits it online from the
 engine's own steps (least squares over a window), so the recompute cost that gates a
 preemption is measured, not guessed; `DEFAULT_STEP_COST` is the documented fallback until
 enough steps were seen (SmolLM2-135M, fp32, 2 cores; docs/scheduling.md).
@@ -20,12 +23,16 @@ class StepCost:
     base_s: float
     per_prefill_token_s: float
     per_decode_seq_s: float
+    per_context_token_s: float = 0.0
 
-    def step_seconds(self, prefill_tokens: float, decode_seqs: float) -> float:
+    def step_seconds(
+        self, prefill_tokens: float, decode_seqs: float, context_tokens: float = 0.0
+    ) -> float:
         return (
             self.base_s
             + self.per_prefill_token_s * prefill_tokens
             + self.per_decode_seq_s * decode_seqs
+            + self.per_context_token_s * context_tokens
         )
 
     @property

@@ -23,8 +23,8 @@ from trail.lab.stats.intervals import pooled_ratio
 
 
 def calibrated_cost(cells: list[dict]) -> Any:
-    """CostModel fitted to the step rows of these runs."""
-    from trail.lab.sim.costmodel import calibrate
+    """The step cost fitted to the step rows of these runs."""
+    from trail.lab.sim.calibrate import calibrate
 
     rows = [s for c in cells for s in c.get("steps", [])]
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:

@@ -15,11 +15,11 @@ waiting ranks stay put, so no decision could change.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from trail.lab.sim.costmodel import CostModel, run_time, steps_within
+from trail.lab.sim.calibrate import CPU, decode_run, run_time, steps_within
 from trail.lab.sim.workload import SimRequest
 from trail.policy import (
     Capacity,
@@ -47,12 +47,7 @@ class SimEngineConfig:
         1 << 30
     )  # 1 = decide at every step (slow; tests that macro-steps are exact)
     prefix_caching: bool = True  # a preempted request's full blocks stay cached (vLLM default)
-    cost: CostModel = field(default_factory=CostModel)
-
-    @property
-    def step_cost(self) -> StepCost:
-        """The policy's view of the cost model (context term folded out): what gates a swap."""
-        return StepCost(self.cost.a, self.cost.b, self.cost.d)
+    cost: StepCost = CPU
 
     @property
     def kv_blocks(self) -> int:
@@ -259,7 +254,7 @@ class Engine:
             room,
             self.clock,
             self.policy,
-            self.cfg.step_cost,
+            self.cfg.cost,
         )
         for p in plans:
             self._preempt(next(r for r in self.running if r.state is p.victim))
@@ -297,14 +292,14 @@ class Engine:
             )
             for r in admitted:
                 r.cached_tokens = 0
-            dt0 = self.cfg.cost.step_time(prefill, n - len(admitted), ctx - prefill)
+            dt0 = self.cfg.cost.step_seconds(prefill, n - len(admitted), ctx - prefill)
             self.plan = (dt0, 0.0, 1, admitted)
         else:
             k = min(min(r.remaining for r in self.running), self.cfg.max_run_steps)
             if self.waiting:
                 k = min(k, self.cfg.refine_every)
             k = self._steps_before_kv_full(k)
-            dt0, ddt = self.cfg.cost.decode_run(n, ctx)
+            dt0, ddt = decode_run(self.cfg.cost, n, ctx)
             self.plan = (dt0, ddt, k, [])
         dt0, ddt, k, _ = self.plan
         self.plan_end = self.clock + run_time(dt0, ddt, k)

@@ -26,8 +26,10 @@ def engine_capacity_rps(cfg: SimEngineConfig, spec: WorkloadSpec) -> float:
 def full_batch_rps(cfg: SimEngineConfig, prompt_mean: float, output_mean: float) -> float:
     """Requests/s of a full batch of requests with these mean prompt and output lengths."""
     ctx = cfg.max_num_seqs * (prompt_mean + output_mean / 2)
-    step = cfg.cost.step_time(0, cfg.max_num_seqs, ctx)
-    return 1.0 / (output_mean * step / cfg.max_num_seqs + cfg.cost.b * prompt_mean)
+    step = cfg.cost.step_seconds(0, cfg.max_num_seqs, ctx)
+    return 1.0 / (
+        output_mean * step / cfg.max_num_seqs + cfg.cost.per_prefill_token_s * prompt_mean
+    )
 
 
 def sweep_c(

@@ -209,4 +209,10 @@ def _with_probe(cfg: SimEngineConfig, policy: PolicyConfig, overhead: float) -> 
     if policy.source is not PredictionSource.REFINED or overhead == 0:
         return cfg
     c, k = cfg.cost, 1.0 + overhead
-    return replace(cfg, cost=replace(c, a=c.a * k, d=c.d * k, e=c.e * k))
+    slower = replace(
+        c,
+        base_s=c.base_s * k,
+        per_decode_seq_s=c.per_decode_seq_s * k,
+        per_context_token_s=c.per_context_token_s * k,
+    )
+    return replace(cfg, cost=slower)
