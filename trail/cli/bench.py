@@ -169,8 +169,7 @@ def load(
     from rich.console import Console
 
     from trail.lab.bench.loadgen import save_jsonl
-    from trail.lab.bench.report import print_summary
-    from trail.lab.bench.run_summary import SLO
+    from trail.lab.bench.run_summary import SLO, print_summary
     from trail.lab.bench.runner import LoadSpec, run_closed, run_open
 
     spec = LoadSpec(
@@ -194,64 +193,6 @@ def load(
     )
     print_summary(Console(), summary, f"{url}: {len(records)} requests")
     typer.echo(f"wrote {out} and {out.with_suffix('.summary.json')}")
-
-
-@app.command("compare")
-def compare(
-    quick: bool = typer.Option(False, help="3 policies, 1 load, 1 replica (~5 min)"),
-    policies: str = typer.Option(None, help="override the plan's policies (comma list)"),
-    loads: str = typer.Option(None, help="override loads, fractions of saturation (0.5,1)"),
-    n: int = typer.Option(None, help="requests per run (default: 12 quick, 18 full)"),
-    mode: str = typer.Option(
-        "natural",
-        help="natural: greedy under one max_tokens cap (lengths checked per run); exact: "
-        "ignore_eos + max_tokens = length (sent with vllm_xargs.trail_use_max_tokens=false)",
-    ),
-    max_out: int = typer.Option(128, help="clip output lengths (the common max_tokens)"),
-    max_num_seqs: int = typer.Option(4, help="small, so requests queue"),
-    burstiness: float = typer.Option(1.0),
-    saturation: float = typer.Option(None, help="1-replica req/s from an earlier run: skip it"),
-    seed: int = typer.Option(0),
-    out: Path = typer.Option(Path("runs/compare")),
-) -> None:
-    """Policies x rates (1 replica), c sweep, routers (2 replicas) on a fresh app each; writes
-    results.json, per-run JSONL, report.md and PNGs."""
-    from rich.console import Console
-
-    from trail.lab.bench import compare as cmp
-    from trail.lab.bench.runner import LoadSpec
-
-    console = Console()
-    spec = LoadSpec(
-        n or (12 if quick else 18), seed, max_out, _choice(mode, Mode, "--mode"), "chat", burstiness
-    )
-    plan = cmp.quick_plan(spec) if quick else cmp.full_plan(spec)
-    plan.max_num_seqs = max_num_seqs
-    plan.saturation_req_s = saturation
-    if policies:
-        plan.policies = policies.split(",")
-    if loads:
-        plan.loads = [float(x) for x in loads.split(",")]
-    results = cmp.Compare(plan, out, console.print).run()
-    paths = cmp.write_outputs(results, out)
-    console.print((out / "report.md").read_text())
-    console.print(
-        f"wall {results['meta']['wall_s'] / 60:.1f} min; wrote " + ", ".join(map(str, paths))
-    )
-
-
-@app.command("report")
-def report(
-    out: Path = typer.Option(Path("runs/compare"), help="a `compare` output folder"),
-) -> None:
-    """Re-render report.md and the PNGs from a compare run's results.json."""
-    import json
-
-    from trail.lab.bench.compare import write_outputs
-
-    paths = write_outputs(json.loads((out / "results.json").read_text()), out)
-    typer.echo((out / "report.md").read_text())
-    typer.echo("wrote " + ", ".join(map(str, paths)))
 
 
 def _choice(value: str, options: Any, flag: str) -> Any:

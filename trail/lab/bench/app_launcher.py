@@ -1,6 +1,6 @@
 """Start Ray (loopback) once, then deploy one app configuration after another.
 
-`trail bench compare` needs a fresh engine per (policy, c, router, replicas): the policy lives
+`trail bench replay --http` needs a fresh engine per (policy, c, router, replicas): the policy lives
 in the engine's scheduler, so changing it means new replicas. The old app is deleted first, so
 two sets of engines never compete for the two cores.
 """

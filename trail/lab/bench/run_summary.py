@@ -109,3 +109,15 @@ def steady_tok_s(records: Sequence[dict], k: int) -> float:
         overlap = max(0.0, min(b, t1) - max(a, t0))
         tokens += n * overlap / (t1 - t0)
     return tokens / (b - a)
+
+
+def print_summary(console, summary: dict, title: str) -> None:  # noqa: ANN001 - rich Console
+    """One run's summary as a two-column table."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in summary.items():
+        t.add_row(k, f"{v:.3f}" if isinstance(v, float) else str(v))
+    console.print(t)

@@ -1,5 +1,5 @@
 """One benchmark run against a live OpenAI endpoint: build the request set and its arrival
-times from one spec, send, summarize. Shared by `trail bench load` and `trail bench compare`."""
+times from one spec, send, summarize. Used by `trail bench load`."""
 
 from __future__ import annotations
 
