@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trail.store.testing import redis_server, redis_server_binary
+from tests.support.redis_server import redis_server, redis_server_binary
 
 N_OUT, EVERY = 12, 2
 

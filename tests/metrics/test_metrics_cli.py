@@ -11,7 +11,7 @@ import time
 import httpx
 from metrics_writer import finish, start_writer
 
-from trail.metrics.testing import free_port
+from trail.serve.localcluster import free_port
 
 
 def wait_for_metrics(url: str, timeout_s: float = 20.0) -> str:

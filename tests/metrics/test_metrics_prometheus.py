@@ -16,8 +16,8 @@ import pytest
 from metrics_writer import finish, start_writer
 
 from ops.grafana.promql import for_prometheus, invalid_expressions, panel_queries
+from tests.support.prometheus_server import PrometheusServer, free_port, prometheus_binary
 from trail.metrics import start_exporter
-from trail.metrics.testing import PrometheusServer, free_port, prometheus_binary
 
 CONFIG = Path(__file__).resolve().parents[2] / "ops" / "prometheus" / "prometheus.yml"
 

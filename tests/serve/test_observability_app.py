@@ -14,8 +14,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ops.grafana.promql import expressions_without_series
+from tests.support.prometheus_server import (
+    PrometheusServer,
+    prometheus_binary,
+    static_scrape_config,
+)
 from tests.support.serve import wait_for
-from trail.metrics.testing import PrometheusServer, prometheus_binary, static_scrape_config
 
 pytestmark = pytest.mark.serve
 CHAT = "/v1/chat/completions"

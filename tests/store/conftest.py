@@ -16,7 +16,7 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _dir
     atexit.register(shutil.rmtree, _dir, True)
 
-from trail.store.testing import RedisServer, redis_server_binary  # noqa: E402
+from tests.support.redis_server import RedisServer, redis_server_binary  # noqa: E402
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.redis_server import RedisServer
 from trail.serve.localcluster import RAY_ENV, start_loopback_serve
-from trail.store.testing import RedisServer
 
 
 def apply_ray_env() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from trail.store.testing import free_port
+from trail.serve.localcluster import free_port
 
 
 @contextmanager

@@ -53,6 +53,7 @@ exec /bin/bash -c "$cmd"
 
 
 def free_port() -> int:
+    """A port free on loopback now (the tests, load tests and local clusters bind to it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
