@@ -25,14 +25,14 @@ CHAT = "/v1/chat/completions"
 def drained(load_dir, since: float) -> bool:
     stats = replica_stats(load_dir)
     return len(stats) == 2 and all(
-        s["inflight"] == 0
-        and s["engine_unfinished"] == 0
-        and s["engine_running"] == 0
-        and s["engine_waiting"] == 0
-        and s["kv_total_blocks"] > 0
-        and s["kv_free_blocks"] == s["kv_total_blocks"]
-        and s["engine_load_ts"] > since  # published during or after the storm
-        and time.time() - s["ts"] < 2
+        s.inflight == 0
+        and s.engine_unfinished == 0
+        and s.engine_running == 0
+        and s.engine_waiting == 0
+        and (s.kv_total_blocks or 0) > 0
+        and s.kv_free_blocks == s.kv_total_blocks
+        and (s.engine_load_ts or 0.0) > since  # published during or after the storm
+        and time.time() - s.ts < 2
         for s in stats.values()
     )
 
@@ -54,7 +54,7 @@ def test_disconnect_storm_leaves_engines_empty_and_kv_free(serve_app):
     assert wait_for(lambda: drained(load_dir, started), IDLE_WITHIN_S), replica_stats(load_dir)
     idle_s = time.monotonic() - ended
     stats = replica_stats(load_dir)
-    kv = {name[:8]: (s["kv_free_blocks"], s["kv_total_blocks"]) for name, s in stats.items()}
+    kv = {name[:8]: (s.kv_free_blocks, s.kv_total_blocks) for name, s in stats.items()}
     print(f"idle {idle_s:.1f}s after the storm; kv free/total per replica: {kv}")
 
     # the ingress let go of every storm request: a full admission window of streams held open

@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from tests.support.serve import replica_stats, wait_for
+from trail.policy.replica_stats import ReplicaStats
 
 pytestmark = [pytest.mark.serve, pytest.mark.reliability]
 CHAT = "/v1/chat/completions"
@@ -29,8 +30,8 @@ def chat(text: str, **over) -> dict:
     return {"model": "tiny", "messages": [{"role": "user", "content": text}], **over}
 
 
-def fresh_replicas(load_dir) -> dict[str, dict]:  # noqa: ANN001
-    return {k: s for k, s in replica_stats(load_dir).items() if time.time() - s["ts"] < 2}
+def fresh_replicas(load_dir) -> dict[str, ReplicaStats]:  # noqa: ANN001
+    return {k: s for k, s in replica_stats(load_dir).items() if time.time() - s.ts < 2}
 
 
 async def stream_one(client: httpx.AsyncClient, url: str, i: int, started: asyncio.Event) -> dict:
@@ -62,9 +63,9 @@ async def kill_during_streams(url: str, load_dir, n: int = 6) -> tuple[list[dict
         tasks = [asyncio.create_task(stream_one(client, url, i, started)) for i in range(n)]
         await asyncio.wait_for(started.wait(), 30)
         await asyncio.sleep(0.5)
-        victim, stats = max(replica_stats(load_dir).items(), key=lambda kv: kv[1]["inflight"])
-        children = psutil.Process(stats["pid"]).children(recursive=True)
-        os.kill(stats["pid"], signal.SIGKILL)
+        victim, stats = max(replica_stats(load_dir).items(), key=lambda kv: kv[1].inflight)
+        children = psutil.Process(stats.pid).children(recursive=True)
+        os.kill(stats.pid, signal.SIGKILL)
         results = await asyncio.wait_for(asyncio.gather(*tasks), DEADLINE_S)
     return results, victim, children
 

@@ -135,19 +135,19 @@ def test_new_requests_go_to_the_lighter_replica_and_disconnect_aborts(serve_app)
             lines = long.iter_lines()
             got = [next(lines) for _ in range(6)]
             assert all(g.startswith("data:") or g == "" for g in got)
-            assert wait_for(lambda: replica_stats(load_dir)[heavy]["work_tokens"] > 300, 10)
+            assert wait_for(lambda: replica_stats(load_dir)[heavy].work_tokens > 300, 10)
             # The router hears of the heavy replica's work only when Serve's controller next
             # broadcasts the stats it polled: 1.5 s was too little under CI's load. So wait for
             # the first short request it sends elsewhere, then every one after must go there too.
             assert wait_for(lambda: short_on(client, url) != heavy, 20, interval_s=0.3)
             assert heavy not in [short_on(client, url) for _ in range(3)]
             before = replica_stats(load_dir)[heavy]
-            assert before["inflight"] == 1 and before["engine_unfinished"] == 1
+            assert before.inflight == 1 and before.engine_unfinished == 1
         closed_at = time.monotonic()  # leaving the block closes the connection mid-stream
 
     def aborted() -> bool:
         s = replica_stats(load_dir)[heavy]
-        return s["inflight"] == 0 and s["engine_unfinished"] == 0 and s["ts"] > time.time() - 1
+        return s.inflight == 0 and s.engine_unfinished == 0 and s.ts > time.time() - 1
 
     assert wait_for(aborted, 10), replica_stats(load_dir)[heavy]
     assert time.monotonic() - closed_at < 10

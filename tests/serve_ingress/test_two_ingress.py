@@ -33,8 +33,8 @@ HELD = 1500  # tokens: the held answers must outlast the test's waits
 
 
 def running_there(load_dir: Path, replica: str) -> bool:
-    s = replica_stats(load_dir).get(replica, {})
-    return s.get("inflight") == 1 and s.get("engine_unfinished") == 1 and s["ts"] > time.time() - 1
+    s = replica_stats(load_dir).get(replica)
+    return s is not None and s.inflight == 1 and s.engine_unfinished == 1 and s.ts > time.time() - 1
 
 
 @pytest.fixture(scope="module")
@@ -110,5 +110,5 @@ def test_short_requests_join_the_replica_whose_work_is_predicted_shorter(two_ing
                 time.sleep(TENTATIVE_S + 0.1)
                 assert wait_for(lambda: running_there(load_dir, served[-1]), 10)
             stats = replica_stats(load_dir)
-            assert all(stats[x]["inflight"] >= 1 for x in held.values()), stats
+            assert all(stats[x].inflight >= 1 for x in held.values()), stats
     assert served == [held[HI]] * 2, (served, held, stats)

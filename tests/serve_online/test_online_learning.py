@@ -51,15 +51,12 @@ def online_app(tiny_path) -> Iterator[tuple[ServeStack, Path]]:  # noqa: ARG001
 
 
 def versions(load_dir: Path) -> set:
-    return {s.get("probe_version") for s in replica_stats(load_dir).values()}
+    return {s.probe_version for s in replica_stats(load_dir).values()}
 
 
 def reloads(load_dir: Path) -> dict:
     """What a failed wait should print: each replica's probe version and last reload error."""
-    return {
-        r: (s.get("probe_version"), s.get("reload_error"))
-        for r, s in replica_stats(load_dir).items()
-    }
+    return {r: (s.probe_version, s.reload_error) for r, s in replica_stats(load_dir).items()}
 
 
 def burst(url: str, n: int, tokens: int, during=None) -> list[httpx.Response]:  # noqa: ANN001
@@ -124,7 +121,7 @@ def test_an_incompatible_probe_is_refused_and_serving_goes_on(online_app):
 
     def refused() -> bool:
         stats = replica_stats(stack.load_dir).values()
-        return bool(stats) and all("bins" in (s.get("reload_error") or "") for s in stats)
+        return bool(stats) and all("bins" in (s.reload_error or "") for s in stats)
 
     assert wait_for(refused, 30), reloads(stack.load_dir)
     time.sleep(1.0)  # several polls: refused once, not retried into a crash loop

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.redis_server import RedisServer
+from trail.policy.replica_stats import ReplicaStats
 from trail.serve.localcluster import RAY_ENV, start_loopback_serve
 
 
@@ -53,15 +54,17 @@ def tiny_args(load_dir: Path, **over: Any) -> dict[str, Any]:
     return args
 
 
-def replica_stats(load_dir: Path) -> dict[str, dict[str, Any]]:
-    """Each replica's last record_routing_stats, as it wrote it next to its EngineLoad."""
+def replica_stats(load_dir: Path) -> dict[str, ReplicaStats]:
+    """Each replica's last record_routing_stats, as it wrote it next to its EngineLoad, parsed
+    as the router parses it (what a live replica publishes must parse: a refusal raises)."""
     out = {}
     for path in load_dir.glob("*.replica.json"):
         try:
-            stats = json.loads(path.read_text())
+            raw = json.loads(path.read_text())
         except ValueError:
             continue
-        out[stats["replica"]] = stats
+        stats = ReplicaStats.from_dict(raw)
+        out[stats.replica] = stats
     return out
 
 
@@ -78,15 +81,13 @@ def chat(text: str = "hi", **over: Any) -> dict:
     return {"model": "tiny", "messages": [{"role": "user", "content": text}], **over}
 
 
-def wait_idle(load_dir: Path, timeout_s: float = 60) -> dict:
+def wait_idle(load_dir: Path, timeout_s: float = 60) -> dict[str, ReplicaStats]:
     """Both live replicas report nothing in flight (recently): the app is quiet. A replica
     Serve replaced leaves its last stats file behind; only fresh files count."""
 
     def idle() -> bool:
-        live = [s for s in replica_stats(load_dir).values() if time.time() - s["ts"] < 2]
-        return len(live) == 2 and all(
-            s["inflight"] == 0 and s["engine_unfinished"] == 0 for s in live
-        )
+        live = [s for s in replica_stats(load_dir).values() if time.time() - s.ts < 2]
+        return len(live) == 2 and all(s.inflight == 0 and s.engine_unfinished == 0 for s in live)
 
     assert wait_for(idle, timeout_s), replica_stats(load_dir)
     return replica_stats(load_dir)

@@ -21,9 +21,10 @@ can take ghosts back out of the stats (`ghosts`).
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any
+
+from trail.policy.replica_stats import ReplicaStats
 
 STALE_AFTER_S = 10.0  # a confirmed reservation the stats never acknowledged (replica died)
 TENTATIVE_S = 1.0  # a choice that was never confirmed as routed
@@ -81,15 +82,16 @@ class WorkLedger:
             del done[next(iter(done))]
         done[request_id] = Reservation(res.decode, res.prefill, now)
 
-    def ghosts(self, replica: Hashable, stats: Mapping[str, Any]) -> list[Reservation]:
+    def ghosts(self, replica: Hashable, stats: ReplicaStats | None) -> list[Reservation]:
         """Finished requests that the replica's stats still count (taken before they ended)."""
         done = self.finished.get(replica, {})
-        return [done[rid] for rid in stats.get("seen", ()) if rid in done]
+        return [done[rid] for rid in (stats.seen if stats else ()) if rid in done]
 
-    def acknowledge(self, replica: Hashable, stats: Mapping[str, Any]) -> None:
-        """Drop reservations the replica's stats already count, and expired ones."""
-        seen = set(stats.get("seen", ()))
-        cutoff = float(stats.get("ts", 0.0)) - STALE_AFTER_S
+    def acknowledge(self, replica: Hashable, stats: ReplicaStats | None) -> None:
+        """Drop reservations the replica's stats already count, and expired ones (without
+        stats, only tentative ones: nothing says when the replica last spoke)."""
+        seen = set(stats.seen if stats else ())
+        cutoff = (stats.ts if stats else 0.0) - STALE_AFTER_S
         tentative_cutoff = time.time() - TENTATIVE_S
         mine = self.by_replica.get(replica, {})
         for rid, res in list(mine.items()):
@@ -103,10 +105,10 @@ class WorkLedger:
     def unacknowledged(self, replica: Hashable) -> float:
         return sum(r.work for r in self.pending(replica))
 
-    def estimate(self, replica: Hashable, stats: Mapping[str, Any]) -> float:
+    def estimate(self, replica: Hashable, stats: ReplicaStats | None) -> float:
         """Published work plus what was dispatched since that publication."""
         self.acknowledge(replica, stats)
-        return float(stats.get("work_tokens", 0.0)) + self.unacknowledged(replica)
+        return (stats.work_tokens if stats else 0.0) + self.unacknowledged(replica)
 
     def __len__(self) -> int:
         return len(self.replica_of)

@@ -24,6 +24,7 @@ import numpy as np
 
 from trail.engine.engine_config import EngineConfig, start_async_engine
 from trail.engine.load import read_load
+from trail.policy.replica_stats import ReplicaStats
 from trail.policy.route import remaining_hist
 from trail.serve.capture import ServedCapture
 from trail.serve.config import LiveConfig, ServeConfig
@@ -178,6 +179,7 @@ class LLMServer:
         return stats
 
     def current_stats(self) -> dict[str, Any]:
+        """This replica's ReplicaStats, in the wire form Serve carries to the router."""
         now = time.time()
         last = read_load(self.load_path, max_age_s=float("inf"))  # the engine's last word
         fresh = last is not None and now - last.ts <= LOAD_MAX_AGE_S
@@ -195,36 +197,35 @@ class LLMServer:
             running, waiting, waiting_work, soonest = 0, len(unseen), 0.0, 0.0
             hist, prefill_weight = remaining_hist([]), None
         hist = hist + remaining_hist([r.decode_tokens for r in unseen])
-        return {
-            "replica": self.name,
-            "pid": os.getpid(),
-            "work_tokens": float(work),
-            "running": running,
-            "waiting": waiting,
-            "inflight": len(self.inflight),
-            # the slot-aware router's inputs (trail/policy/route.py)
-            "max_num_seqs": self.cfg.engine.max_num_seqs,
-            "waiting_work": float(waiting_work + sum(r.decode_tokens for r in unseen)),
-            "prefill_pending": float(
+        return ReplicaStats(
+            replica=self.name,
+            pid=os.getpid(),
+            work_tokens=float(work),
+            running=running,
+            waiting=waiting,
+            inflight=len(self.inflight),
+            max_num_seqs=self.cfg.engine.max_num_seqs,
+            waiting_work=float(waiting_work + sum(r.decode_tokens for r in unseen)),
+            prefill_pending=float(
                 (load.prefill_tokens_pending if load is not None else 0)
                 + sum(r.work_tokens - r.decode_tokens for r in unseen)
             ),
-            "soonest_free": float(soonest),
-            "remaining_hist": hist.tolist(),
-            "prefill_weight": prefill_weight,
-            "engine_unfinished": self.engine.get_num_unfinished_requests(),
+            soonest_free=float(soonest),
+            remaining_hist=tuple(hist.tolist()),
+            prefill_weight=prefill_weight,
+            engine_unfinished=self.engine.get_num_unfinished_requests(),
             # the scheduler's last publication (it always publishes the step it went idle)
-            "engine_running": last.running if last else None,
-            "engine_waiting": last.waiting if last else None,
-            "kv_free_blocks": last.kv_free_blocks if last else None,
-            "kv_total_blocks": last.kv_total_blocks if last else None,
-            "engine_load_ts": last.ts if last else None,
-            "seen": list(self.inflight),
-            "ready_s": round(self.ready_s, 2),
-            "probe_version": self.probe_version,
-            "reload_error": self.reload_error,
-            "ts": now,
-        }
+            engine_running=last.running if last else None,
+            engine_waiting=last.waiting if last else None,
+            kv_free_blocks=last.kv_free_blocks if last else None,
+            kv_total_blocks=last.kv_total_blocks if last else None,
+            engine_load_ts=last.ts if last else None,
+            seen=tuple(self.inflight),
+            ready_s=round(self.ready_s, 2),
+            probe_version=self.probe_version,
+            reload_error=self.reload_error,
+            ts=now,
+        ).to_dict()
 
     def _write_stats(self, stats: dict[str, Any]) -> None:
         """The same stats on disk, for tools and tests that cannot pick a replica by handle."""

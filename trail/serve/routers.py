@@ -2,6 +2,11 @@
 
 They run inside every process that holds a handle to the LLM deployment (the ingress). Ray's
 default PowerOfTwoChoicesRequestRouter is the third choice, selected by its path in config.
+
+A replica's `routing_stats` is the wire form of trail.policy.replica_stats.ReplicaStats. One this
+version cannot parse (a replica of another version) is routed as a replica that has published
+nothing yet: on this router's own reservations alone, with free slots; that is logged once per
+replica, since such a replica's real load is invisible to the router.
 """
 
 from __future__ import annotations
@@ -9,13 +14,14 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from ray.serve.request_router import PendingRequest, ReplicaID, RequestRouter, RunningReplica
 
 from trail.policy.cost import DEFAULT_STEP_COST
+from trail.policy.replica_stats import ReplicaStats, ReplicaStatsError
 from trail.policy.route import HIST_VALUES, ReplicaViews, rank_replicas, remaining_hist
 from trail.serve.ledger import Reservation, WorkLedger
 from trail.serve.protocol import request_from_call
@@ -42,6 +48,8 @@ class LeastWorkRouter(RequestRouter):
         self.ledger = WorkLedger()
         self._rid_by_internal: dict[str, str] = {}
         self._rng = np.random.default_rng()
+        self._parsed: dict[ReplicaID, tuple[object, ReplicaStats | None]] = {}
+        self._refused: set[ReplicaID] = set()
 
     async def choose_replicas(
         self,
@@ -51,7 +59,7 @@ class LeastWorkRouter(RequestRouter):
         if not candidate_replicas:
             return []
         replicas = sorted(candidate_replicas, key=lambda r: r.replica_id.unique_id)
-        stats = [r.routing_stats or {} for r in replicas]
+        stats = self._stats(replicas)
         for r, s in zip(replicas, stats, strict=True):
             self.ledger.acknowledge(r.replica_id, s)
         pending = [self.ledger.pending(r.replica_id) for r in replicas]
@@ -93,6 +101,32 @@ class LeastWorkRouter(RequestRouter):
         if rid is not None:
             self.ledger.complete(rid)
 
+    def _stats(self, replicas: list[RunningReplica]) -> list[ReplicaStats | None]:
+        """Each replica's parsed stats, None where unknown. A parse is kept until Serve hands
+        over a new dict (one per controller broadcast), not repeated per request."""
+        parsed = {}
+        for r in replicas:
+            raw = r.routing_stats
+            kept = self._parsed.get(r.replica_id)
+            parsed[r.replica_id] = kept if kept and kept[0] is raw else (raw, self._parse(r, raw))
+        self._parsed = parsed  # replicas gone from the candidates are dropped
+        return [parsed[r.replica_id][1] for r in replicas]
+
+    def _parse(self, replica: RunningReplica, raw: Any) -> ReplicaStats | None:
+        if not raw:  # nothing published yet
+            return None
+        try:
+            return ReplicaStats.from_dict(raw)
+        except ReplicaStatsError as exc:
+            if replica.replica_id not in self._refused:
+                self._refused.add(replica.replica_id)
+                logger.warning(
+                    "replica %s: routing stats refused (%s); routed as one with no stats",
+                    _replica_label(replica.replica_id),
+                    exc,
+                )
+            return None
+
     def _tiebreak(self, replicas: list[RunningReplica]) -> np.ndarray:
         """Serve's queue length, then chance: with a fixed order, sequential requests on an idle
         cluster would all go to one replica, and a replacement replica would never be tried."""
@@ -116,30 +150,36 @@ class LeastWorkRouter(RequestRouter):
 
 
 def replica_views(
-    stats: Sequence[Mapping[str, Any]],
+    stats: Sequence[ReplicaStats | None],
     pending: Sequence[Sequence[Reservation]],
     ghosts: Sequence[Sequence[Reservation]] | None = None,
 ) -> tuple[ReplicaViews, float]:
     """The replicas' published stats plus what this router dispatched since, less the requests
     it knows finished since (ghosts: where they stood is unknown, so each figure loses what the
     request was reserved with, floored at zero), as route.py's views; and the prefill weight
-    the replicas fitted (the default until one has)."""
+    the replicas fitted (the default until one has). A replica without stats (None) has free
+    slots and only this router's reservations; then no histogram is used (total work ranks)."""
     n = len(stats)
     cols = {k: np.zeros(n) for k in ("free", "total", "wait", "prefill", "soon")}
     hist = np.zeros((n, len(HIST_VALUES)))
     gone_all = ghosts or [[] for _ in stats]
     for i, (s, mine, gone) in enumerate(zip(stats, pending, gone_all, strict=True)):
-        busy = s.get("running", 0) + s.get("waiting", 0) + len(mine) - len(gone)
-        cols["free"][i] = float(s.get("max_num_seqs") or np.inf) - max(busy, 0)
-        cols["total"][i] = _less(s.get("work_tokens", 0.0), gone, "work") + _sum(mine, "work")
-        cols["wait"][i] = _less(s.get("waiting_work", 0.0), gone, "decode") + _sum(mine, "decode")
-        cols["prefill"][i] = _less(s.get("prefill_pending", 0.0), gone, "prefill")
+        busy = len(mine) - len(gone)
+        cols["free"][i] = np.inf
+        if s is not None:
+            busy += s.running + s.waiting
+            cols["free"][i] = s.max_num_seqs
+            cols["total"][i] = _less(s.work_tokens, gone, "work")
+            cols["wait"][i] = _less(s.waiting_work, gone, "decode")
+            cols["prefill"][i] = _less(s.prefill_pending, gone, "prefill")
+            cols["soon"][i] = s.soonest_free
+            hist[i] = without(np.asarray(s.remaining_hist), [r.decode for r in gone])
+        cols["free"][i] -= max(busy, 0)
+        cols["total"][i] += _sum(mine, "work")
+        cols["wait"][i] += _sum(mine, "decode")
         cols["prefill"][i] += _sum(mine, "prefill")
-        cols["soon"][i] = s.get("soonest_free", 0.0)
-        if s.get("remaining_hist"):
-            hist[i] = without(np.asarray(s["remaining_hist"], float), [r.decode for r in gone])
         hist[i] += remaining_hist([r.decode for r in mine])
-    weights = [s["prefill_weight"] for s in stats if s.get("prefill_weight")]
+    weights = [s.prefill_weight for s in stats if s is not None and s.prefill_weight]
     views = ReplicaViews(
         free_slots=cols["free"],
         kv_free_tokens=np.full(n, np.inf),  # KV room is the engine's own admission check
@@ -147,7 +187,7 @@ def replica_views(
         waiting_work=cols["wait"],
         waiting_prefill=cols["prefill"],
         soonest_free=cols["soon"],
-        hist=hist if all("remaining_hist" in s for s in stats) else None,  # else: total work
+        hist=hist if all(s is not None for s in stats) else None,  # else: total work
     )
     return views, float(np.mean(weights)) if weights else DEFAULT_STEP_COST.prefill_weight
 

@@ -23,6 +23,7 @@ from typing import Any
 import typer
 
 from trail.lab.workload.prompts import apply_template
+from trail.policy.replica_stats import ReplicaStats
 
 
 def valid_template(template: str) -> str:
@@ -188,8 +189,9 @@ class _ReloadWhenDone:
             return  # the probe was refused: nothing to wait for
         t0, version = time.monotonic(), ProbeBundle.load(self.probe).version
         while time.monotonic() - t0 < 120:
-            stats = [json.loads(p.read_text()) for p in self.load_dir.glob("*.replica.json")]
-            if stats and all(s.get("probe_version") == version for s in stats):
+            files = self.load_dir.glob("*.replica.json")
+            stats = [ReplicaStats.from_dict(json.loads(p.read_text())) for p in files]
+            if stats and all(s.probe_version == version for s in stats):
                 self.seconds = round(time.monotonic() - t0, 2)
                 return
             time.sleep(0.2)
