@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 
 import pytest
 from vllm.engine.arg_utils import EngineArgs
 
 from trail.engine.engine_args_hook import (
     ENV_VAR,
+    create_with_trail,
     install_engine_args_hook,
     parse_trail_config,
 )
-from trail.engine.engine_config import SCHEDULER_CLS, V2_RUNNER_ENV, EngineConfig
+from trail.engine.engine_config import (
+    ASYNC_SCHEDULER_CLS,
+    SCHEDULER_CLS,
+    V2_RUNNER_ENV,
+    EngineConfig,
+)
 from trail.engine.overrides import TrailOverrides
 from trail.engine.trail_config import TrailConfig
 
@@ -86,6 +93,24 @@ def test_hf_overrides_carrier_and_our_own_overrides(args, monkeypatch) -> None:
     ours = EngineConfig(model=args().model, max_model_len=512, trail=TrailConfig(policy="fcfs"))
     cfg = EngineArgs(**ours.engine_kwargs()).create_engine_config()
     assert cfg.model_config.hf_overrides.trail.policy == "fcfs"
+
+
+def test_the_class_follows_the_async_mode_vllm_resolved(args) -> None:
+    """CPU vLLM never schedules asynchronously; a stand-in for vLLM's method resolves it on, as
+    vLLM does on GPUs, after TRAIL's args went in."""
+    seen = {}
+
+    def resolve_async(engine_args):  # noqa: ANN001, ANN202
+        seen["policy"] = engine_args.scheduling_policy
+        sched = SimpleNamespace(async_scheduling=True, scheduler_cls=engine_args.scheduler_cls)
+        return SimpleNamespace(scheduler_config=sched)
+
+    engine_args = args(hf_overrides={"trail": {"policy": "fcfs"}})
+    cfg = create_with_trail(resolve_async, engine_args)
+    assert cfg.scheduler_config.scheduler_cls == ASYNC_SCHEDULER_CLS and seen == {
+        "policy": "priority"
+    }
+    assert engine_args.scheduling_policy == "fcfs"  # restored
 
 
 def test_refuses_what_trail_cannot_honour(args, monkeypatch) -> None:
