@@ -31,6 +31,18 @@ def force_v1_runner() -> None:
     os.environ[V2_RUNNER_ENV] = "0"
 
 
+def scheduler_cls_for(is_async: bool) -> str:
+    """TRAIL's scheduler class for vLLM's async-scheduling mode (a mismatch degrades or fails)."""
+    return ASYNC_SCHEDULER_CLS if is_async else SCHEDULER_CLS
+
+
+def trail_engine_args(trail: TrailConfig) -> dict[str, Any]:
+    """The engine args every door gives an engine with TRAIL, the scheduler class aside (it
+    follows the async mode): the settings as a callable override (out of the compile hash) and
+    priority scheduling, whose KV-pressure victim the scheduler sets each step."""
+    return {"scheduling_policy": "priority", "hf_overrides": TrailOverrides(trail)}
+
+
 class EngineConfig(BaseModel):
     """What a vLLM engine needs, with CPU-friendly defaults."""
 
@@ -102,9 +114,8 @@ class EngineConfig(BaseModel):
             # explicit, so that vLLM errors instead of quietly turning async off under a
             # scheduler class chosen for it (the TRAIL scheduler refuses a mismatch too)
             kw["async_scheduling"] = self.uses_async()
-            kw["scheduler_cls"] = ASYNC_SCHEDULER_CLS if self.uses_async() else SCHEDULER_CLS
-            kw["scheduling_policy"] = "priority"
-            kw["hf_overrides"] = TrailOverrides(self.trail)
+            kw["scheduler_cls"] = scheduler_cls_for(self.uses_async())
+            kw.update(trail_engine_args(self.trail))
         if self.max_num_batched_tokens:
             kw["max_num_batched_tokens"] = self.max_num_batched_tokens
         if self.block_size:

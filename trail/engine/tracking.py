@@ -23,14 +23,35 @@ class Tracked:
     prompt_version: str | None = None  # of the ingress's prompt head that made initial_dist
 
 
+FLAT_PREFIX = "trail_"  # plain `vllm serve` clients: vllm_xargs values must be flat
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def trail_args(extra_args: dict[str, Any] | None) -> dict[str, Any]:
+    """TRAIL's per-request keys: the nested extra_args["trail"] our ingress sets, over the flat
+    `trail_<key>` keys a plain OpenAI client can send to `vllm serve` (vllm_xargs holds no
+    nested objects), e.g. {"trail_true_len": 40, "trail_initial_pred": 12}."""
+    extra = extra_args or {}
+    flat = {k[len(FLAT_PREFIX) :]: v for k, v in extra.items() if k.startswith(FLAT_PREFIX)}
+    return {**flat, **(extra.get("trail") or {})}
+
+
+def as_flag(value: Any) -> bool:
+    """A flag as JSON clients send it through vllm_xargs (true, 1, "false", ...)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in FALSE_WORDS
+    return bool(value)
+
+
 def initial_from_request(
     request: Any, bins: LengthBins, default_prediction: float, arrival: float
 ) -> Tracked:
     """Initial knowledge from SamplingParams.extra_args["trail"] (set by the frontend, which ran
-    the prompt predictor), else a default; the oracle length from `true_len` or, with
-    ignore_eos, from max_tokens (the request then generates exactly that many tokens)."""
+    the prompt predictor) or flat `trail_*` keys (trail_args), else a default; the oracle length
+    from `true_len` or, with ignore_eos, from max_tokens (the request then generates exactly that
+    many tokens)."""
     sp = request.sampling_params
-    extra = ((sp.extra_args or {}) if sp is not None else {}).get("trail", {}) or {}
+    extra = trail_args(sp.extra_args if sp is not None else None)
     dist = extra.get("initial_dist")
     if dist is not None:
         dist = [float(x) for x in dist]
@@ -47,7 +68,7 @@ def initial_from_request(
         arrival=arrival,
         initial_pred=initial,
         true_total=int(true_len) if true_len is not None else None,
-        max_tokens=max_tokens if extra.get("use_max_tokens", True) else None,  # rank cap
+        max_tokens=max_tokens if as_flag(extra.get("use_max_tokens", True)) else None,  # rank cap
         waiting_since=arrival,
     )
     posterior = np.asarray(dist) if dist is not None and len(dist) == bins.k else None

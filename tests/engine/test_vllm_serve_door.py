@@ -1,0 +1,95 @@
+"""Door 2: plain `vllm serve` with TRAIL_CONFIG runs TRAIL's scheduler (docs/serving.md).
+
+One real server (the tiny model, one sequence at a time), an informative probe (random weights:
+each request its own prediction), requests over the OpenAI HTTP API. While a long request runs,
+three short ones queue in arrival order w0, w1, w2 with flat `vllm_xargs` predictions 6, 4, 2:
+TRAIL serves them w2, w1, w0 (FCFS would serve w0 first), the probe ran in the engine, and
+`/metrics` shows TRAIL's metrics next to vLLM's."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.support.engine import read_events
+from tests.support.known_probe import write_known_probe
+from tests.support.vllm_server import vllm_serve
+
+WAITING = {"w0": 6, "w1": 4, "w2": 2}  # name -> trail_initial_pred, in arrival order
+
+
+def _complete(url: str, name: str, max_tokens: int, results: dict, **xargs: float) -> None:
+    body = {
+        "model": "tiny",
+        "prompt": f"Tell me about {name}.",
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+        "request_id": name,  # vLLM's engine id is cmpl-<name>-0-<suffix>
+        "vllm_xargs": xargs,
+    }
+    results[name] = httpx.post(f"{url}/v1/completions", json=body, timeout=120)
+
+
+def _name(engine_id: str) -> str:
+    return engine_id.removeprefix("cmpl-").split("-")[0]
+
+
+def _wait_for(dump, needle: str, worker: threading.Thread, timeout_s: float = 60) -> None:
+    """Until the scheduler (in EngineCore) logged `needle`; the HTTP path's timing varies."""
+    deadline = time.monotonic() + timeout_s
+    while not (dump.exists() and needle in dump.read_text()):
+        assert time.monotonic() < deadline and worker.is_alive(), f"no {needle} in {dump}"
+        time.sleep(0.02)
+
+
+@pytest.mark.engine
+@pytest.mark.timeout(420)
+def test_vllm_serve_with_trail_config_ranks_by_prediction(tiny_path, tmp_path, monkeypatch):
+    dump = tmp_path / "events.jsonl"
+    probe = write_known_probe(tmp_path / "probe", seed=3)
+    trail = {"policy": "trail", "probe_path": str(probe), "c": 0, "dump_path": str(dump)}
+    monkeypatch.setenv("TRAIL_CONFIG", json.dumps(trail))  # c=0: no preemption, a pure order
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    (tmp_path / "metrics").mkdir()
+    flags = ["--dtype", "float32", "--max-num-seqs", "1", "--max-model-len", "1024"]
+    flags += ["--enforce-eager"]
+    results: dict[str, httpx.Response] = {}
+    with vllm_serve(tiny_path, "tiny", *flags) as url:
+        blocker = threading.Thread(target=_complete, args=(url, "blocker", 600, results))
+        blocker.start()
+        _wait_for(dump, '"probe"', blocker)  # the blocker is decoding
+        waiting = []
+        for name, pred in WAITING.items():
+            xargs = {"trail_initial_pred": pred}
+            waiting.append(
+                threading.Thread(target=_complete, args=(url, name, 8, results), kwargs=xargs)
+            )
+            waiting[-1].start()
+            _wait_for(dump, f'"cmpl-{name}-', waiting[-1])  # arrival order w0, w1, w2
+        for t in [blocker, *waiting]:
+            t.join(180)
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    assert {n: r.status_code for n, r in results.items()} == dict.fromkeys(results, 200)
+    assert all(len(r.json()["choices"][0]["text"]) > 0 for r in results.values())
+    events = read_events(dump)
+    arrivals = {_name(e["id"]): e for e in events if e["event"] == "arrival"}
+    finished = [_name(e["id"]) for e in events if e["event"] == "finished"]
+    assert [n for n in arrivals if n != "blocker"] == list(WAITING)  # FCFS would serve w0 first
+    assert {n: arrivals[n]["initial_pred"] for n in WAITING} == WAITING  # the flat keys arrived
+    blocker_done = next(e["t"] for e in events if e["event"] == "finished")
+    assert all(arrivals[n]["t"] < blocker_done for n in WAITING), "all must wait together"
+    assert finished == ["blocker", "w2", "w1", "w0"], finished
+    # the probe ran in vllm serve's engine, with an answer of its own per request
+    refined = {
+        _name(e["id"]): e["expected"] for e in events if e["event"] == "probe" and e["at"] == 0
+    }
+    assert (
+        set(refined) == {"blocker", *WAITING} and len({round(v, 1) for v in refined.values()}) >= 3
+    )
+    lines = [line for line in metrics.splitlines() if line.startswith("trail_")]
+    assert any(line.startswith("trail_probe_calls") for line in lines), lines[:20]
+    assert any(line.startswith("vllm:") for line in metrics.splitlines())
