@@ -14,12 +14,14 @@ models: setup
 	@$(BIN)/trail model prepare
 
 # the main job on the CPU default: the Serve app (ingress + a SmolLM2 replica with TRAIL, embedded
-# Redis) on loopback, a short load through the OpenAI HTTP API, then shutdown; last, FCFS beside
-# TRAIL on one burst of held-out prompts in the engine (the experiment harness, docs/benchmarks.md)
+# Redis) on loopback, a short load through the OpenAI HTTP API, then shutdown; last, FCFS, TRAIL
+# and TRAIL+ (exact lengths) on one burst where order matters: 40 held-out prompts with short
+# answers and a few loopers, sent at once (the experiment harness; ~2.5 min on 2 idle cores):
+# FCFS / policy mean latency with 95 % intervals, a verdict per policy, a latency CDF (PNG)
 run: models
 	$(BIN)/trail generate "In two sentences, why does shortest-job-first reduce mean latency?" --max-tokens 64
 	$(BIN)/python -m ops.loadtest.serve_load --policy trail --replicas 1 --requests 8 --concurrency 4 --max-tokens 64 --json runs/make-run/serve_load.json
-	rm -rf runs/make-run/burst && $(BIN)/trail bench replay --n 8 --loads inf --seeds 0 --policies fcfs,trail --max-num-seqs 2 --cap 96 --saturation-rps 1 --no-sim --out runs/make-run/burst
+	$(BIN)/trail bench burst --out runs/make-run/burst
 
 test: models
 	$(BIN)/python -m pytest -q -ra tests

@@ -7,6 +7,7 @@ from typing import Any, get_args
 
 import typer
 
+from trail.cli.burst import burst
 from trail.cli.replay import replay
 from trail.lab.bench.client import Endpoint, Mode
 from trail.lab.bench.online import online, valid_template
@@ -15,6 +16,7 @@ app = typer.Typer(
     help="Benchmarks (engine replay; HTTP load and comparison).", no_args_is_help=True
 )
 app.command("replay")(replay)
+app.command("burst")(burst)
 app.command("online")(online)
 
 

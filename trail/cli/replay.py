@@ -32,7 +32,9 @@ def replay(
     ),
     seeds: str = typer.Option("0,1,2", help="requests and arrivals per seed"),
     max_num_seqs: int = typer.Option(16),
-    cap: int = typer.Option(512, help="max_tokens of the natural-length runs"),
+    cap: int = typer.Option(
+        512, help="max_tokens: natural-length runs stop here; longer known lengths are cut to it"
+    ),
     c: float = typer.Option(0.8, help="limited-preemption window of the preemptive policies"),
     saturation_rps: float = typer.Option(None, help="skip measuring saturation; use this"),
     mean_len: float = typer.Option(
@@ -62,20 +64,22 @@ def replay(
     prompt_predictor: Path = typer.Option(
         None, exists=True, file_okay=False, help="prompt predictor folder (default: packaged)"
     ),
+    goals: bool = typer.Option(
+        False, help="also print the project's issue-15 goals (always in experiment.json)"
+    ),
     out: Path = typer.Option(Path("runs/experiment")),
 ) -> None:
     """Every policy on the same requests and arrivals, at several loads and seeds, on one engine
     (or over HTTP); FCFS ratios with 95 % intervals overall and per length bucket; the simulator
     beside."""
     from rich.console import Console
-    from rich.progress import Progress
     from transformers import AutoTokenizer
 
     from trail.engine.engine_config import EngineConfig
     from trail.lab.bench import analysis, sim_check
     from trail.lab.bench import replay_plots as experiment_plots
-    from trail.lab.bench.experiment import Cells, Grid, engine_runner, measure_saturation, run_grid
-    from trail.lab.workload.prompts import load_jsonl, sample
+    from trail.lab.bench.experiment import Cells, Grid, engine_runner, measure_saturation
+    from trail.lab.workload.prompts import capped, load_jsonl
 
     if quick:
         n, loads, seeds, policies = QUICK["n"], QUICK["loads"], QUICK["seeds"], QUICK["policies"]
@@ -95,7 +99,7 @@ def replay(
         raise typer.BadParameter(
             "a policy names a router: that needs --http", param_hint="--policies"
         )
-    pool = load_jsonl(workload)
+    pool = capped(load_jsonl(workload), cap)
     cells = Cells(out / "cells")
     with ExitStack() as stack:
         if http:
@@ -109,7 +113,7 @@ def replay(
             run_cell = http_runner(setup, cap)
             measure = lambda: measure_http_saturation(setup, pool, out / "saturation")  # noqa: E731
         else:
-            initial_of = lambda texts: _prompt_predictions(texts, prompt_predictor)  # noqa: E731
+            initial_of = lambda texts: prompt_predictions(texts, prompt_predictor)  # noqa: E731
             run_cell = engine_runner(engine, tok, initial_of, cap)
             measure = lambda: measure_saturation(engine, pool, tok, out / "saturation")  # noqa: E731
         sat = _saturation(out, measure, pool, saturation_rps, mean_len, console)
@@ -117,16 +121,7 @@ def replay(
             f"saturation {sat['rps']:.3f} req/s ({sat['tok_s']:.1f} tok/s / {sat['mean_len']:.0f}"
             f" tokens); {len(grid.cells())} runs of {n} requests"
         )
-        with Progress(console=console) as progress:
-            task = progress.add_task("runs", total=len(grid.cells()))
-            run_grid(
-                grid,
-                run_cell,
-                lambda seed: sample(pool, n, seed),
-                sat["rps"],
-                cells,
-                tick=lambda label: progress.advance(task),
-            )
+        run_cells(grid, run_cell, pool, sat["rps"], cells, console)
     table = analysis.analyse(grid, cells, reference)
     meta = {**_meta(grid, engine, workload), "saturation": sat, "reference": reference}
     meta["predictors"] = {
@@ -142,8 +137,27 @@ def replay(
     plots = experiment_plots.plot_all(table, grid, cells, out)
     from trail.lab.bench.replay_print import print_report
 
-    print_report(console, report)
+    print_report(console, report, goals=goals)
     console.print(f"wrote {out / 'experiment.json'} and {', '.join(str(p) for p in plots)}")
+
+
+def run_cells(grid: Any, run_cell: Any, pool: list, rps: float, cells: Any, console: Any) -> None:
+    """Every missing cell of the grid, one fresh engine (or app) each, under a progress bar."""
+    from rich.progress import Progress
+
+    from trail.lab.bench.experiment import run_grid
+    from trail.lab.workload.prompts import sample
+
+    with Progress(console=console) as progress:
+        task = progress.add_task("runs", total=len(grid.cells()))
+        run_grid(
+            grid,
+            run_cell,
+            lambda seed: sample(pool, grid.n, seed),
+            rps,
+            cells,
+            tick=lambda label: progress.advance(task),
+        )
 
 
 def _saturation(out, measure, pool, rps, mean_len, console) -> dict:  # noqa: ANN001
@@ -163,7 +177,7 @@ def _saturation(out, measure, pool, rps, mean_len, console) -> dict:  # noqa: AN
     return sat
 
 
-def _prompt_predictions(
+def prompt_predictions(
     texts: list[str], folder: Path | None = None
 ) -> tuple[list | None, list | None]:
     """The prompt predictor's distributions and expected lengths (the packaged one unless a

@@ -69,7 +69,7 @@ def plot_vs_load(table: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def plot_cdf(grid: Grid, cells: Cells, load: float, path: Path) -> Path:
+def plot_cdf(grid: Grid, cells: Cells, load: float, path: Path, title: str | None = None) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, _, _ in grid.policies:
@@ -83,7 +83,7 @@ def plot_cdf(grid: Grid, cells: Cells, load: float, path: Path) -> Path:
             ax.plot(x, np.arange(1, x.size + 1) / x.size, label=label)
     ax.set_xlabel("latency (s)")
     ax.set_ylabel("fraction of requests")
-    ax.set_title(f"latency CDF at {load:g} × saturation")
+    ax.set_title(title or f"latency CDF at {load:g} × saturation")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -1,6 +1,6 @@
 """The experiment's report as rich tables, each narrow enough for an 80-column terminal:
 per load the absolute figures, the FCFS ratios with intervals and per length bucket; then the
-simulator check and the goals."""
+simulator check and, when asked, the project's goals."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from typing import Any
 from trail.lab.stats.intervals import BUCKETS
 
 
-def _ci(r: dict | None) -> str:
+def ci_text(r: dict | None) -> str:
     if not r:
         return "-"
     return f"{r['value']:.2f} [{r['low']:.2f},{r['high']:.2f}]"
 
 
-def _table(title: str, cols: list[str]) -> Any:
+def rich_table(title: str, cols: list[str]) -> Any:
     from rich.table import Table
 
     t = Table(title=title)
@@ -24,11 +24,13 @@ def _table(title: str, cols: list[str]) -> Any:
     return t
 
 
-def print_report(console: Any, report: dict[str, Any]) -> None:
+def print_report(console: Any, report: dict[str, Any], goals: bool = False) -> None:
+    """Every load's tables and the simulator check; the project's goals only when asked (a
+    user's run has no such targets: they stay in experiment.json)."""
     for load, rows in report["table"].items():
         print_load(console, load, rows)
     for load, check in report.get("sim_check", {}).items():
-        t = _table(
+        t = rich_table(
             f"simulator vs engine, load {load} (cost model fitted to the runs' steps)",
             ["policy", "engine FCFS/x", "sim FCFS/x", "gap", "engine mean s", "sim mean s"],
         )
@@ -42,14 +44,14 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
                 f"{r['sim_mean_latency_s']:.1f}",
             )
         console.print(t)
-    for g in report.get("goals", []):
+    for g in report.get("goals", []) if goals else []:
         mark = "met" if g["met"] else "MISSED"
         console.print(f"goal {g['goal']} (target {g['target']}): {g['value']:.2f} - {mark}")
 
 
 def print_load(console: Any, load: str, rows: dict[str, Any]) -> None:
     cols = ["policy", "n", "mean s", "P99 s", "TTFT s", "tok/s ×", "preempt p/kv/s", "recomp"]
-    t = _table(f"load {load} × saturation", cols)
+    t = rich_table(f"load {load} × saturation", cols)
     for label, r in rows.items():
         reasons = r["preemptions_by_reason"]
         t.add_row(
@@ -65,21 +67,21 @@ def print_load(console: Any, load: str, rows: dict[str, Any]) -> None:
     console.print(t)
     ref = next((r["reference"] for r in rows.values() if "reference" in r), None)
     cols = ["policy", "mean", "TTFT", "P99", "P99 stall"] + ([f"mean: x / {ref}"] if ref else [])
-    t = _table(f"load {load}: FCFS / policy, 95 % CI", cols)
+    t = rich_table(f"load {load}: FCFS / policy, 95 % CI", cols)
     for label, r in rows.items():
         if label == "fcfs":
             continue  # 1 by definition
         q = r["fcfs_over"]
-        cells = [_ci(q[k]) for k in ("mean_latency", "mean_ttft", "p99_latency", "p99_stall")]
+        cells = [ci_text(q[k]) for k in ("mean_latency", "mean_ttft", "p99_latency", "p99_stall")]
         if ref:
             over = r.get("over_reference_mean_latency")
-            cells.append(_ci(over) if over else "1")
+            cells.append(ci_text(over) if over else "1")
         t.add_row(label, *cells)
     console.print(t)
-    t = _table(f"load {load}: FCFS / policy mean latency by true length", ["policy", *BUCKETS])
+    t = rich_table(f"load {load}: FCFS / policy mean latency by true length", ["policy", *BUCKETS])
     for label, r in rows.items():
         if label == "fcfs":
             continue
         b = r["fcfs_over_by_bucket"]
-        t.add_row(label, *(_ci(b.get(k, {}).get("mean_latency")) for k in BUCKETS))
+        t.add_row(label, *(ci_text(b.get(k, {}).get("mean_latency")) for k in BUCKETS))
     console.print(t)

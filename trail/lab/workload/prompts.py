@@ -44,6 +44,14 @@ def templated(items: list[WorkItem], template: str) -> list[WorkItem]:
     return [WorkItem(apply_template(template, w.prompt), None) for w in items]
 
 
+def capped(items: list[WorkItem], cap: int) -> list[WorkItem]:
+    """Known lengths above `cap` cut to it: with max_tokens = cap, an answer that would run
+    longer (a looper) stops there."""
+    return [
+        WorkItem(w.prompt, min(w.out_tokens, cap)) if w.out_tokens is not None else w for w in items
+    ]
+
+
 def sample(items: list[WorkItem], n: int, seed: int, max_out: int | None = None) -> list[WorkItem]:
     rng = np.random.default_rng(seed)
     pool = [w for w in items if max_out is None or (w.out_tokens or 0) <= max_out]
