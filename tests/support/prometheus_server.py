@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
+from tests.support.processes import stop_process
 from trail.serve.localcluster import free_port
 
 
@@ -100,12 +101,7 @@ class PrometheusServer:
     def stop(self) -> None:
         if self.proc is None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        stop_process(self.proc, grace_s=10)
         self.proc = None
 
     def close(self) -> None:

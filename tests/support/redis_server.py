@@ -17,6 +17,7 @@ from pathlib import Path
 
 import redis
 
+from tests.support.processes import stop_process
 from trail.serve.localcluster import free_port
 
 
@@ -78,12 +79,7 @@ class RedisServer:
         if self.proc is None:
             return
         self.proc.send_signal(signal.SIGCONT)
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        stop_process(self.proc, grace_s=5)
         self.proc = None
 
     def close(self) -> None:
