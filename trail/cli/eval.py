@@ -16,9 +16,10 @@ import numpy as np
 import typer
 
 from trail.cli.profile import default_profile_dir
+from trail.models.paths import SMOLLM2_ASSETS
 
 app = typer.Typer(help="Evaluate the length predictors on the held-out test split.")
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "smollm2"
+ASSETS = SMOLLM2_ASSETS
 PLOTS = Path(__file__).resolve().parents[2] / "docs" / "plots"
 GOALS = {  # issue 13: prompt-only tau and MAE, refined MAE, the paper's headline ratio
     "prompt_prefill_tau": 0.5,

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trail.models.paths import SMOLLM2_ASSETS
 from trail.store.reader import StoreReader
 from trail.store.record import RequestRecord, online_accuracy
 
@@ -63,7 +64,7 @@ def _trajectory_table(r: RequestRecord, max_rows: int) -> Table:
     return table
 
 
-TRAIN_LENGTHS = Path(__file__).resolve().parents[1] / "assets" / "smollm2" / "train_lengths.txt"
+TRAIN_LENGTHS = SMOLLM2_ASSETS / "train_lengths.txt"
 COLUMNS = {  # header -> online_accuracy key
     "initial MAE": "initial_mae",
     "constant MAE": "constant_initial_mae",

@@ -12,9 +12,10 @@ from typing import Any
 import typer
 
 from trail.lab.bench.policy_specs import kv_tokens, parse_policy, with_probe
+from trail.models.paths import SMOLLM2_ASSETS
 
 ALL_POLICIES = "fcfs,sjf-prompt,trail-prompt,trail,trail-oracle"
-DEFAULT_WORKLOAD = Path(__file__).resolve().parents[1] / "assets" / "smollm2" / "heldout.jsonl"
+DEFAULT_WORKLOAD = SMOLLM2_ASSETS / "heldout.jsonl"
 QUICK = {"n": 24, "loads": "2.5", "seeds": "0", "policies": "fcfs,trail,trail-oracle"}
 
 

@@ -11,9 +11,10 @@ import typer
 
 from trail.cli.profile import default_profile_dir
 from trail.lab.learn.shards import DEFAULT_BUFFER_MB
+from trail.models.paths import SMOLLM2_ASSETS
 
 app = typer.Typer(help="Train the length predictors from a profile.", no_args_is_help=True)
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "smollm2"
+ASSETS = SMOLLM2_ASSETS
 SWEEP_RECIPE = {"epochs": 8, "batch": 256}
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field, PrivateAttr
 
+from trail.models.paths import SMOLLM2_ASSETS
 from trail.policy.spec import POLICIES, PolicyConfig, PredictionSource, get_policy
 from trail.predict.bins import LengthBins
 from trail.predict.refine import BayesRefiner
@@ -26,7 +27,7 @@ class RefineSettings:
     prompt_prior: bool
 
 
-DEFAULT_PROBE_DIR = Path(__file__).resolve().parents[1] / "assets" / "smollm2" / "probe"
+DEFAULT_PROBE_DIR = SMOLLM2_ASSETS / "probe"
 
 
 class TrailConfig(BaseModel):
