@@ -32,6 +32,8 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+from trail.engine.tracking import trail_args
+
 Rows = list[tuple[str, int, torch.Tensor]]
 
 
@@ -143,9 +145,10 @@ def capture_stats(folder: str | Path) -> dict[str, int]:
 
 
 def capture_request(runner_request: Any) -> tuple[str, int] | None:
-    """(capture id, every) if this request asked to be captured, else None."""
+    """(capture id, every) if this request asked to be captured, else None. The keys are read
+    as the scheduler reads them (tracking.trail_args: nested, or flat `trail_*`)."""
     sp = getattr(runner_request, "sampling_params", None)
-    extra = ((sp.extra_args or {}) if sp is not None else {}).get("trail") or {}
+    extra = trail_args(sp.extra_args if sp is not None else None)
     cid = extra.get("capture_id")
     return None if cid is None else (str(cid), max(int(extra.get("capture_every", 1)), 1))
 
