@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.processes import stop_process
+from tests.support.processes import stop_process, wait_ready
 from trail.serve.localcluster import free_port
 
 
@@ -69,16 +69,9 @@ class PrometheusServer:
         return self
 
     def _wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError("prometheus did not become ready")
+        assert self.proc is not None
+        ready = lambda: httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200  # noqa: E731
+        wait_ready(self.proc, "prometheus", ready, timeout_s, 0.1, (httpx.HTTPError,))
 
     def query(self, expr: str) -> dict[str, Any]:
         reply = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10.0)

@@ -11,13 +11,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import redis
 
-from tests.support.processes import stop_process
+from tests.support.processes import stop_process, wait_ready
 from trail.serve.localcluster import free_port
 
 
@@ -55,16 +54,9 @@ class RedisServer:
         return self
 
     def _wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
-            with contextlib.suppress(redis.RedisError):
-                if redis.Redis(port=self.port, socket_timeout=0.5).ping():
-                    return
-            time.sleep(0.02)
-        raise TimeoutError("redis-server did not answer PING")
+        assert self.proc is not None
+        ready = lambda: bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())  # noqa: E731
+        wait_ready(self.proc, "redis-server", ready, timeout_s, 0.02, (redis.RedisError,))
 
     def pause(self) -> None:
         """SIGSTOP: the port still accepts connections but nothing answers (a 'slow' Redis)."""
