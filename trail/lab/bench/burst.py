@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from trail.lab.bench.replay_print import ci_text, rich_table
+from trail.lab.bench.replay_print import ci_text, latency_cells, rich_table
 
 WHAT = {  # what each policy ranks by, for a newcomer
     "fcfs": "first come, first served",
@@ -75,15 +75,7 @@ def print_burst(console: Any, rows: dict[str, Any], busy: dict[str, float]) -> N
     )
     for label, r in rows.items():
         ratio = "1" if label == "fcfs" else ci_text(r["fcfs_over"]["mean_latency"])
-        t.add_row(
-            label,
-            str(r["requests"]),
-            f"{r['mean_latency_s']:.1f}",
-            f"{r['p99_latency_s']:.1f}",
-            f"{r['mean_ttft_s']:.1f}",
-            f"{busy.get(label, 0.0):.0f}",
-            ratio,
-        )
+        t.add_row(label, *latency_cells(r), f"{busy.get(label, 0.0):.0f}", ratio)
     console.print(t)
     for label in rows:
         if label in WHAT:

@@ -49,6 +49,16 @@ def print_report(console: Any, report: dict[str, Any], goals: bool = False) -> N
         console.print(f"goal {g['goal']} (target {g['target']}): {g['value']:.2f} - {mark}")
 
 
+def latency_cells(r: dict[str, Any]) -> list[str]:
+    """n, mean, P99 and TTFT of one policy's row: the first columns of every replay table."""
+    return [
+        str(r["requests"]),
+        f"{r['mean_latency_s']:.1f}",
+        f"{r['p99_latency_s']:.1f}",
+        f"{r['mean_ttft_s']:.1f}",
+    ]
+
+
 def print_load(console: Any, load: str, rows: dict[str, Any]) -> None:
     cols = ["policy", "n", "mean s", "P99 s", "TTFT s", "tok/s ×", "preempt p/kv/s", "recomp"]
     t = rich_table(f"load {load} × saturation", cols)
@@ -56,10 +66,7 @@ def print_load(console: Any, load: str, rows: dict[str, Any]) -> None:
         reasons = r["preemptions_by_reason"]
         t.add_row(
             label,
-            str(r["requests"]),
-            f"{r['mean_latency_s']:.1f}",
-            f"{r['p99_latency_s']:.1f}",
-            f"{r['mean_ttft_s']:.1f}",
+            *latency_cells(r),
             f"{r['throughput_vs_fcfs']:.2f}",
             "/".join(str(reasons.get(k, 0)) for k in ("policy", "kv_pressure", "starvation")),
             str(r["recomputed_tokens"]),
