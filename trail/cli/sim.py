@@ -294,7 +294,9 @@ def traced(
             typer.echo(
                 f"load {load:>4}  {label:<28} mean {r['mean_latency_s']:7.1f} s  FCFS/x "
                 f"{m['value']:.2f} [{m['low']:.2f}, {m['high']:.2f}]  P99 {p['value']:.2f}  "
-                f"TTFT {t['value']:.2f}  preempt/run {r['preemptions_per_run']:.0f}"
+                f"TTFT {t['value']:.2f}  2nd tok {r['fcfs_over_ttst']['value']:.2f}  "
+                f"P99 {r['p99_latency_s']:.0f} s  stall {r['longest_stall_s']:.0f} s  "
+                f"preempt/run {r['preemptions_per_run']:.0f}"
             )
     _write_json(out / f"traced{'_' + tag if tag else ''}.json", res)
 

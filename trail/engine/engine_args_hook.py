@@ -88,14 +88,20 @@ def create_with_trail(original: Any, args: Any, *a: Any, **kw: Any) -> Any:
     settings = requested_trail(args)
     if settings is None:
         return original(args, *a, **kw)
-    from trail.engine.engine_config import force_v1_runner, scheduler_cls_for, trail_engine_args
+    from trail.engine.engine_config import (
+        force_v1_runner,
+        lane_seats,
+        scheduler_cls_for,
+        trail_engine_args,
+    )
     from trail.engine.scheduler_hooks import check_single_pipeline_stage
     from trail.engine.trail_config import TrailConfig
 
     check_scheduler_cls(args.scheduler_cls)
     check_single_pipeline_stage(int(args.pipeline_parallel_size or 1))
     force_v1_runner()  # in this process, before EngineCore and workers inherit the environment
-    trail_args = trail_engine_args(TrailConfig.model_validate(settings))
+    trail = TrailConfig.model_validate(settings)
+    trail_args = trail_engine_args(trail)
     saved = {name: getattr(args, name) for name in trail_args}
     for name, value in trail_args.items():
         setattr(args, name, value)
@@ -106,6 +112,7 @@ def create_with_trail(original: Any, args: Any, *a: Any, **kw: Any) -> Any:
             setattr(args, name, value)
     sched = cfg.scheduler_config
     sched.scheduler_cls = scheduler_cls_for(bool(sched.async_scheduling))
+    sched.max_num_seqs += lane_seats(trail)  # before the runner sizes its batch from it
     return cfg
 
 

@@ -43,6 +43,12 @@ def trail_engine_args(trail: TrailConfig) -> dict[str, Any]:
     return {"scheduling_policy": "priority", "hf_overrides": TrailOverrides(trail)}
 
 
+def lane_seats(trail: TrailConfig | None) -> int:
+    """Sequences the ranking lane adds to vLLM's max_num_seqs: `max_num_seqs` stays the decode
+    batch a user sized, and the lane's prefills come on top (trail/policy/lane.py)."""
+    return 0 if trail is None else trail.policy_config().rank_lane_seqs
+
+
 class EngineConfig(BaseModel):
     """What a vLLM engine needs, with CPU-friendly defaults."""
 
@@ -102,7 +108,7 @@ class EngineConfig(BaseModel):
             model=self.model,
             dtype=self.dtype,
             max_model_len=self.max_model_len,
-            max_num_seqs=self.max_num_seqs,
+            max_num_seqs=self.max_num_seqs + lane_seats(self.trail),
             enforce_eager=self.enforce_eager,
             tensor_parallel_size=self.tensor_parallel_size,
             seed=self.seed,

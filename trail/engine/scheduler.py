@@ -45,6 +45,7 @@ from trail.policy import (
     promote_starving,
     sort_key,
 )
+from trail.policy.lane import LanePlan, is_ranked, plan_lane
 from trail.policy.route import remaining_hist
 
 PREEMPTIBLE_BONUS = 1e12  # KV victims: any preemptible request before any protected one
@@ -94,6 +95,13 @@ class TrailSchedulerMixin(SchedulerHooks):
         self.observer = SchedulerObserver(self.trail)
         self.load_publisher = LoadPublisher(self.trail.load_path)
         self.install_waiting_queue(RankedRequestQueue())
+        self.decode_slots = self.max_num_running_reqs - self.policy_cfg.rank_lane_seqs
+        if self.decode_slots < 1:
+            raise ValueError(
+                f"rank_lane_seqs={self.policy_cfg.rank_lane_seqs} leaves no decode slot of "
+                f"max_num_seqs={self.max_num_running_reqs}"
+            )
+        self.parks = 0
         self.install_kv_accounting()
 
     # ---- arrivals and departures -------------------------------------------------------
@@ -121,10 +129,21 @@ class TrailSchedulerMixin(SchedulerHooks):
         now = time.monotonic()
         self._sync(now)
         self._promote_starving(now)
-        self._preempt_by_policy(now)
-        self._set_kv_victim_order()
-        self.waiting.reorder(lambda r: sort_key(self._state(r), now, self.policy_cfg))
-        out = super().schedule(*args, **kwargs)
+        rank = lambda r: sort_key(self._state(r), now, self.policy_cfg)  # noqa: E731
+        if self.policy_cfg.rank_lane_seqs > 0:
+            self.waiting.reorder(rank)
+            plan, admit = self._plan_lane(now)
+            self._set_kv_victim_order()
+            with self.waiting.holding_only(admit):
+                out = super().schedule(*args, **kwargs)
+            for s in plan.to_lane:
+                req = self.requests.get(s.request_id)
+                s.in_lane = req is not None and req.status == RequestStatus.RUNNING
+        else:
+            self._preempt_by_policy(now)
+            self._set_kv_victim_order()
+            self.waiting.reorder(rank)
+            out = super().schedule(*args, **kwargs)
         for req in self.running:
             self._state(req).leave_waiting(now)
         self._record_step(out)
@@ -183,6 +202,7 @@ class TrailSchedulerMixin(SchedulerHooks):
             running = req.status == RequestStatus.RUNNING
             computed = req.num_computed_tokens
             s.in_prefill = running and computed < req.num_tokens - 1
+            s.prompt_tokens = req.num_prompt_tokens
             s.recompute_tokens = computed % block if caching else computed
             s.kv_blocks = self.kv_blocks_held(rid) if running else 0
             s.admit_blocks = self.kv_blocks_to_admit(req.num_tokens + 1)  # + the first decode
@@ -196,33 +216,83 @@ class TrailSchedulerMixin(SchedulerHooks):
         if s.generated == 0 and req.num_output_tokens > 0:
             self.observer.first_token(t)
         s.generated = req.num_output_tokens
-        if req.num_preemptions > s.preemptions:
+        if req.num_preemptions > s.preemptions + s.parks:
             self._count_preemption(t, "kv_pressure", s.recompute_tokens)
-        s.preemptions = req.num_preemptions
+        s.preemptions = req.num_preemptions - s.parks
 
     def _promote_starving(self, now: float) -> None:
         states = [self._state(r) for r in self.waiting]
         for s in promote_starving(states, now, self.policy_cfg):
             self.observer.starvation_promoted(self.tracked[s.request_id])
 
-    def _preempt_by_policy(self, now: float) -> None:
+    def _preempt_by_policy(
+        self, now: float, waiting: list[Any] | None = None, room: Capacity | None = None
+    ) -> list[Any]:
+        """Limited preemption for the best of `waiting` (default: the whole queue), within
+        `room` (default: free slots and KV); returns the beneficiaries' states."""
         cfg = self.policy_cfg
-        if not cfg.preemptive or not self.waiting:
-            return
-        running = [r for r in self.running if r.status == RequestStatus.RUNNING]
-        room = Capacity(self.free_batch_slots(), self.kv_admission_room())
-        waiting = order_waiting([self._state(r) for r in self.waiting], now, cfg)
+        candidates = [self._state(r) for r in self.waiting] if waiting is None else waiting
+        if not cfg.preemptive or not candidates:
+            return []
+        running = [
+            r
+            for r in self.running
+            if r.status == RequestStatus.RUNNING and not self._state(r).in_lane
+        ]
+        room = room or Capacity(self.free_batch_slots(), self.kv_admission_room())
         plans = plan_preemptions(
-            [self._state(r) for r in running], waiting, room, now, cfg, self.step_cost()
+            [self._state(r) for r in running],
+            order_waiting(candidates, now, cfg),
+            room,
+            now,
+            cfg,
+            self.step_cost(),
         )
         for p in plans:
             req = self.requests[p.victim.request_id]
             self.preempt_running(req, now)
-            p.victim.preemptions = req.num_preemptions
+            p.victim.preemptions = req.num_preemptions - p.victim.parks
             p.victim.enter_waiting(now)
             self._count_preemption(
                 self.tracked[req.request_id], p.reason, p.victim.recompute_tokens
             )
+        beneficiaries = {id(p.beneficiary): p.beneficiary for p in plans}
+        return list(beneficiaries.values())
+
+    # ---- the ranking lane (trail/policy/lane.py) -----------------------------------------
+    def _plan_lane(self, now: float) -> tuple[LanePlan, list[Any]]:
+        """Park the landed requests that win no decode slot, preempt for ranked waiting ones
+        where the policy says so, and return who may be admitted this step, in order."""
+        cfg = self.policy_cfg
+        running = [r for r in self.running if r.status == RequestStatus.RUNNING]
+        waiting = [self._state(r) for r in self.waiting]  # already in rank order
+        plan = plan_lane(
+            [self._state(r) for r in running],
+            waiting,
+            self.decode_slots,
+            now,
+            cfg,
+            key=lambda s: sort_key(s, now, cfg),
+        )
+        for s in plan.landed:
+            s.in_lane = False
+        for s in plan.park:
+            self._park(self.tracked[s.request_id], now)
+        chosen = {id(s) for s in plan.admit}
+        contenders = [s for s in waiting if is_ranked(s) and id(s) not in chosen]
+        room = Capacity(0, self.kv_admission_room())
+        extra = self._preempt_by_policy(now, contenders, room)
+        admit = [*plan.to_decode, *extra, *plan.to_lane]
+        return plan, [self.requests[s.request_id] for s in admit]
+
+    def _park(self, t: Tracked, now: float) -> None:
+        """Back to wait with its rank; its full KV blocks stay in the prefix cache."""
+        s = t.length
+        self.preempt_running(self.requests[s.request_id], now)
+        s.parks += 1
+        s.enter_waiting(now)
+        self.parks += 1
+        self.observer.preempted(t, "park", s.recompute_tokens)
 
     def _count_preemption(self, t: Tracked, reason: str, recompute: int) -> None:
         self.preemptions[reason] += 1

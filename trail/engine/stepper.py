@@ -32,6 +32,7 @@ class Finished:
     finish_step: int
     num_cached_tokens: int = 0  # prompt tokens served from the prefix cache
     max_stall_s: float = 0.0  # longest gap between two output tokens after the first
+    second_token_s: float | None = None  # a parked request has a first token, not its answer
 
     @property
     def latency_s(self) -> float:
@@ -56,11 +57,14 @@ class _Live:
     tokens: int = 0
     last_token_s: float = 0.0
     max_stall_s: float = 0.0  # a policy that emits one token and then preempts shows here
+    second_token_s: float | None = None
 
     def saw(self, tokens: int, now: float) -> None:
         if tokens > self.tokens:
             if self.tokens > 0:
                 self.max_stall_s = max(self.max_stall_s, now - self.last_token_s)
+            if tokens >= 2 and self.second_token_s is None:
+                self.second_token_s = now
             self.tokens, self.last_token_s = tokens, now
 
 
@@ -116,6 +120,7 @@ class StepDriver:
                     finish_step=step,
                     num_cached_tokens=int(getattr(out, "num_cached_tokens", 0) or 0),
                     max_stall_s=st.max_stall_s,
+                    second_token_s=st.second_token_s,
                 )
 
 

@@ -45,6 +45,16 @@ class TrailConfig(BaseModel):
         description="predictions within one bucket of this many tokens rank equal, "
         "FCFS among them (0: exact order)",
     )
+    rank_lane_seqs: int | None = Field(
+        None,
+        ge=0,
+        description="prefill-to-rank: arrivals prefilled beside the full decode batch so the "
+        "probe ranks them before they wait (0: off); vLLM gets this many more sequences",
+    )
+    rank_lane_tokens: int | None = Field(None, ge=1, description="lane prompt tokens per step")
+    rank_lane_max_parked: int | None = Field(
+        None, ge=0, description="requests parked (prefilled, KV cached) at once"
+    )
     probe_path: str | None = Field(None, description="dir with probe.json + probe.pt")
     layer: int | None = Field(None, ge=0, description="capture layer (default: the probe's)")
     predict_every: int | None = Field(
@@ -96,7 +106,15 @@ class TrailConfig(BaseModel):
             "aging_tokens_per_s": self.aging_tokens_per_s,
             "starvation_s": self.starvation_s,
         }
-        for name in ("c", "margin_tokens", "max_preemptions", "rank_bucket_tokens"):
+        for name in (
+            "c",
+            "margin_tokens",
+            "max_preemptions",
+            "rank_bucket_tokens",
+            "rank_lane_seqs",
+            "rank_lane_tokens",
+            "rank_lane_max_parked",
+        ):
             value = getattr(self, name)
             if value is not None:
                 overrides[name] = value

@@ -28,6 +28,8 @@ class PolicyConfig:
     request that has not (FCFS among those), which bounds its wait.
     `rank_bucket_tokens` > 0 ranks predictions within one bucket as equal (FCFS among them), so
     noisy long predictions do not wait behind every later arrival (the tail's knob).
+    `rank_lane_seqs` > 0 turns on prefill-to-rank (trail/policy/lane.py): that many arrivals
+    prefill beside the full decode batch so the probe ranks them before they wait.
     """
 
     name: str = "trail"
@@ -39,6 +41,16 @@ class PolicyConfig:
     aging_tokens_per_s: float = 0.0
     starvation_s: float = math.inf
     rank_bucket_tokens: float = 0.0
+    rank_lane_seqs: int = 0
+    rank_lane_tokens: int = 1024
+    rank_lane_max_parked: int = 64
+
+    def __post_init__(self) -> None:
+        if self.rank_lane_seqs > 0 and self.source is not PredictionSource.REFINED:
+            raise ValueError(
+                f"policy {self.name!r}: the ranking lane (rank_lane_seqs > 0) ranks by the "
+                "probe's output; it needs a policy that uses it (trail)"
+            )
 
     @property
     def orders_by_prediction(self) -> bool:

@@ -32,6 +32,9 @@ class LengthState:
     admit_blocks: int = 0
     recompute_tokens: int = 0
     in_prefill: bool = False  # admitted, prompt not fully computed yet
+    prompt_tokens: int = 0
+    in_lane: bool = False  # admitted to the ranking lane: prefill only, then decode or park
+    parks: int = 0  # times parked by the lane (not preemptions: no limit, no recompute)
 
     def refine(self, expected_remaining: float, at: int | None = None) -> None:
         """A new estimate of what is left after `at` generated tokens (default: now)."""

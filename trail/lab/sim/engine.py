@@ -32,6 +32,7 @@ from trail.policy import (
     predicted_remaining,
     sort_key,
 )
+from trail.policy.lane import is_ranked, plan_lane
 from trail.policy.route import HIST_VALUES, ReplicaViews, remaining_hist
 
 
@@ -131,6 +132,7 @@ class Engine:
         self.area = 0.0  # integral of requests in system over time, for Little's law
         self.steps = 0
         self.preemptions = 0
+        self.parks = 0
         self.recomputed_tokens = 0
         self._publish()  # an idle engine is visible to the router before its first request
 
@@ -213,6 +215,7 @@ class Engine:
         """What the engine tells the policy: blocks held / needed, and what a preemption would
         recompute (with prefix caching, only the partial last block)."""
         held = req.prompt_len + req.state.generated
+        req.state.prompt_tokens = req.prompt_len
         req.state.kv_blocks = req.state.admit_blocks = self._blocks(held + 1)
         req.state.recompute_tokens = held % self.cfg.block_size if self.cfg.prefix_caching else held
 
@@ -239,9 +242,83 @@ class Engine:
         self.waiting.append(req)
         self.preemptions += 1
 
+    def _park(self, req: SimRequest) -> None:
+        """A landed lane request goes back to wait by its new rank, its full blocks cached."""
+        self.running.remove(req)
+        self._report_resources(req)
+        req.cached_tokens = req.prompt_len + req.state.generated - req.state.recompute_tokens
+        req.state.parks += 1
+        req.state.enter_waiting(self.clock)
+        self.waiting.append(req)
+        self.parks += 1
+
+    def _by_state(self, reqs: list[SimRequest], states: list) -> list[SimRequest]:
+        ids = {id(s) for s in states}
+        order = {id(s): i for i, s in enumerate(states)}
+        return sorted((r for r in reqs if id(r.state) in ids), key=lambda r: order[id(r.state)])
+
+    def _admit_with_lane(self) -> list[SimRequest]:
+        """The ranking lane (trail/policy/lane.py): park, preempt, then admit, as the engine."""
+        cfg, now = self.policy, self.clock
+        ranked = sorted(self.waiting, key=lambda r: sort_key(r.state, now, cfg))
+        for req in self.running + ranked:
+            self._report_resources(req)
+        plan = plan_lane(
+            [r.state for r in self.running],
+            [r.state for r in ranked],
+            self.cfg.max_num_seqs,
+            now,
+            cfg,
+            key=lambda s: sort_key(s, now, cfg),
+        )
+        for s in plan.landed:
+            s.in_lane = False
+        for req in self._by_state(self.running, plan.park):
+            self._park(req)
+        admit = plan.to_decode
+        if cfg.preemptive:
+            chosen = {id(s) for s in plan.admit}
+            contenders = [
+                r.state for r in ranked if is_ranked(r.state) and id(r.state) not in chosen
+            ]
+            room = Capacity(0, self.cfg.kv_blocks - self._kv_need())
+            running = [r.state for r in self.running if not r.state.in_lane]
+            for p in plan_preemptions(running, contenders, room, now, cfg, self.cfg.cost):
+                self._preempt(next(r for r in self.running if r.state is p.victim))
+                if not any(p.beneficiary is a for a in admit):
+                    admit = [*admit, p.beneficiary]
+        lane_ids = {id(s) for s in plan.to_lane}
+        admitted = self._take(self._by_state(self.waiting, admit + plan.to_lane), limit=None)
+        for req in admitted:
+            req.state.in_lane = id(req.state) in lane_ids
+        return admitted
+
+    def _take(self, ranked: list[SimRequest], limit: int | None) -> list[SimRequest]:
+        """Admit in order while a slot (`limit`), KV blocks and the prefill budget allow."""
+        admitted: list[SimRequest] = []
+        free_blocks = self.cfg.kv_blocks - self._kv_need()
+        budget = self.cfg.max_batched_tokens
+        for req in ranked:
+            tokens = req.prompt_len + req.state.generated
+            blocks = self._blocks(tokens + 1)
+            new = tokens - req.cached_tokens  # what the step computes: a cache hit is free
+            full = limit is not None and len(self.running) >= limit
+            if full or blocks > free_blocks or (new > budget and admitted):
+                break
+            free_blocks, budget = free_blocks - blocks, budget - new
+            self.waiting.remove(req)
+            if req.state.generated and req.state.waiting_since is not None:
+                req.max_stall = max(req.max_stall, self.clock - req.state.waiting_since)
+            req.state.leave_waiting(self.clock)
+            self.running.append(req)
+            admitted.append(req)
+        return admitted
+
     def _admit(self) -> list[SimRequest]:
         if not self.waiting:
             return []
+        if self.policy.rank_lane_seqs > 0:
+            return self._admit_with_lane()
         ranked = sorted(self.waiting, key=lambda r: sort_key(r.state, self.clock, self.policy))
         for req in self.running + ranked:
             self._report_resources(req)
@@ -258,21 +335,7 @@ class Engine:
         )
         for p in plans:
             self._preempt(next(r for r in self.running if r.state is p.victim))
-        admitted: list[SimRequest] = []
-        free_blocks = self.cfg.kv_blocks - self._kv_need()
-        budget = self.cfg.max_batched_tokens
-        for req in ranked:
-            tokens = req.prompt_len + req.state.generated
-            blocks = self._blocks(tokens + 1)
-            full = len(self.running) >= self.cfg.max_num_seqs
-            if full or blocks > free_blocks or (tokens > budget and admitted):
-                break
-            free_blocks, budget = free_blocks - blocks, budget - tokens
-            self.waiting.remove(req)
-            req.state.leave_waiting(self.clock)
-            self.running.append(req)
-            admitted.append(req)
-        return admitted
+        return self._take(ranked, limit=self.cfg.max_num_seqs)
 
     # ----- executing steps --------------------------------------------------------------------
     def _plan_steps(self, admitted: list[SimRequest]) -> None:
@@ -288,7 +351,7 @@ class Engine:
             self.recomputed_tokens += sum(
                 r.prompt_len + r.state.generated - r.cached_tokens
                 for r in admitted
-                if r.state.preemptions
+                if r.state.preemptions or r.state.parks
             )
             for r in admitted:
                 r.cached_tokens = 0
@@ -331,6 +394,8 @@ class Engine:
                 req.first_token = start + dt0
         done = []
         for req in self.running:
+            if req.state.generated < 2 <= req.state.generated + j:
+                req.second_token = start + run_time(dt0, ddt, 2 - req.state.generated)
             req.state.generated += j
             if req.state.generated >= req.output_len:
                 req.finish = self.clock

@@ -176,6 +176,8 @@ def run_traced(
     for load in loads:
         lat: dict[str, dict[int, np.ndarray]] = {}
         ttft: dict[str, dict[int, np.ndarray]] = {}
+        ttst: dict[str, dict[int, np.ndarray]] = {}
+        stall: dict[str, float] = {}
         pre: dict[str, float] = {}
         for seed in seeds:
             for label, policy, extra in policies:
@@ -188,6 +190,8 @@ def run_traced(
                 ttft.setdefault(label, {})[seed] = np.array(
                     [r.first_token - r.arrival for r in reqs]
                 )
+                ttst.setdefault(label, {})[seed] = np.array([second_token(r) for r in reqs])
+                stall[label] = max(stall.get(label, 0.0), max(r.max_stall for r in reqs))
                 pre[label] = pre.get(label, 0.0) + res.summary()["preemptions"]
                 if tick:
                     tick()
@@ -199,10 +203,22 @@ def run_traced(
                 "fcfs_over_mean": ratio_interval(lat[base], lat[label]).as_dict(),
                 "fcfs_over_p99": ratio_interval(lat[base], lat[label], STATS["p99"]).as_dict(),
                 "fcfs_over_ttft": ratio_interval(ttft[base], ttft[label]).as_dict(),
+                "fcfs_over_ttst": ratio_interval(ttst[base], ttst[label]).as_dict(),
+                "p99_latency_s": float(
+                    np.percentile(np.concatenate(list(lat[label].values())), 99)
+                ),
+                "longest_stall_s": stall[label],
                 "preemptions_per_run": pre[label] / len(seeds),
             }
         out["loads"][f"{load:g}"] = rows
     return out
+
+
+def second_token(r: SimRequest) -> float:
+    """Time to the second token (to the end, for one-token answers): a parked request has a
+    first token but has not started its answer, so TTFT alone would flatter the lane."""
+    t = r.second_token if not np.isnan(r.second_token) else r.finish
+    return t - r.arrival
 
 
 def _with_probe(cfg: SimEngineConfig, policy: PolicyConfig, overhead: float) -> SimEngineConfig:

@@ -19,6 +19,8 @@ class SimRequest:
     prompt_len: int
     output_len: int
     first_token: float = math.nan
+    second_token: float = math.nan  # a parked request has a first token but no answer yet
+    max_stall: float = 0.0  # longest wait between two of its tokens (preempted or parked)
     finish: float = math.nan
     refine_epoch: int = 0
     engine: int = -1

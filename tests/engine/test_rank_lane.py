@@ -1,0 +1,96 @@
+"""Prefill-to-rank on the real vLLM engine (CPU, tiny model): arrivals are prefilled in the
+ranking lane while the decode batch is full, parked with their KV in the prefix cache, and
+resumed by rank with a cache hit. The policy's choices themselves: tests/policy/test_lane.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.engine import base_id, read_events
+
+NO_CAP = {"trail": {"use_max_tokens": False}}
+BLOCK = 32  # vLLM's CPU attention needs a multiple of 32
+
+
+@pytest.fixture
+def tok(tiny_path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tiny_path))
+
+
+def _req(tok, rid: str, text: str, n: int, at: int) -> dict:
+    from trail.models.chat import chat_prompt_ids
+
+    return {
+        "id": rid,
+        "prompt_ids": chat_prompt_ids(tok, text),
+        # rank by the prediction alone, not capped by max_tokens (all would tie at n - 1)
+        "params": {"max_tokens": n, "ignore_eos": True, "extra_args": NO_CAP},
+        "at_step": at,
+    }
+
+
+@pytest.mark.engine
+def test_arrivals_are_ranked_parked_and_resumed_from_the_prefix_cache(
+    tiny_path, run_scenario, tmp_path, tok
+):
+    dump = tmp_path / "lane.jsonl"
+    trail = {
+        "policy": "trail",
+        "probe_path": str(write_seeded_probe(tmp_path)),
+        "rank_lane_seqs": 1,
+        "c": 0,  # no policy preemption: every preemption below is the lane's
+        "dump_path": str(dump),
+    }
+    engine = {
+        "model": str(tiny_path),
+        "dtype": "float32",
+        "max_num_seqs": 1,  # one decode slot; the lane adds one more sequence to vLLM
+        "block_size": BLOCK,
+        "trail": trail,
+    }
+    topics = ["rivers", "volcanoes", "tides"]
+    phase = [_req(tok, "long", "Write a long essay about mountains.", 60, 0)]
+    ask = "Tell me three facts about {}. " + "Answer carefully, briefly and plainly. " * 12
+    phase += [_req(tok, t, ask.format(t), 8, 3) for t in topics]  # prompts of 3+ KV blocks
+    res = run_scenario(engine, [phase])
+    events = read_events(dump)
+
+    parks = [e for e in events if e["event"] == "preempted" and e["reason"] == "park"]
+    assert {base_id(e["id"]) for e in parks} == set(topics), parks
+    assert all(e["generated"] == 1 for e in parks), "parked right after the prefill step"
+    assert not [e for e in events if e["event"] == "preempted" and e["reason"] != "park"]
+    for t in topics:  # ranked (first token) while the long one still held the decode slot
+        assert res[t]["first_token_step"] < res["long"]["finish_step"]
+        assert res[t]["finish_step"] > res["long"]["finish_step"]  # ... but waited for it
+        assert res[t]["second_token_s"] > res[t]["first_token_s"]
+    # never more than one decode sequence beside the one lane seat
+    steps = [e for e in events if e["event"] == "step"]
+    assert max(e["decode_seqs"] for e in steps) <= 2
+    # a resume is a prefix-cache hit: the steps prefilled each prompt once, plus at most the
+    # partial last block of each parked request
+    prompts = sum(len(a["prompt_ids"]) for a in phase)
+    assert min(len(a["prompt_ids"]) for a in phase[1:]) > 3 * BLOCK
+    prefilled = sum(e["prefill_tokens"] for e in steps)
+    assert prompts <= prefilled <= prompts + len(parks) * (BLOCK + 1), (prefilled, prompts)
+    # resumed by the probe's rank: the parked requests finish in order of their rank at park
+    rank_at_park = {base_id(e["id"]): park_rank(events, e) for e in parks}
+    by_rank = sorted(topics, key=lambda t: rank_at_park[t])
+    assert sorted(topics, key=lambda t: res[t]["finish_step"]) == by_rank, rank_at_park
+
+
+def park_rank(events: list[dict], park: dict) -> float:
+    """The refined prediction the request held when it was parked (its step-0 probe output)."""
+    probes = [
+        e
+        for e in events
+        if e["event"] == "probe" and e["id"] == park["id"] and e["expected"] is not None
+    ]
+    return probes[0]["expected"]
+
+
+def write_seeded_probe(tmp_path):
+    from tests.support.known_probe import write_known_probe
+
+    return write_known_probe(tmp_path / "seeded-probe", seed=3)
