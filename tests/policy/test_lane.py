@@ -101,3 +101,12 @@ def test_starving_arrival_takes_a_slot_without_the_lane():
 def test_the_lane_needs_a_policy_that_ranks_by_the_probe():
     with pytest.raises(ValueError, match="ranking lane"):
         get_policy("fcfs", rank_lane_seqs=1)
+
+
+def test_aging_starts_after_its_grace():
+    from trail.policy import effective_rank
+
+    cfg = get_policy("trail", aging_tokens_per_s=2.0, aging_after_s=10.0)
+    s = req("w", 0.0, pred=100.0, waiting_since=0.0)
+    assert effective_rank(s, 10.0, cfg) == pytest.approx(100.0)  # within the grace: as predicted
+    assert effective_rank(s, 25.0, cfg) == pytest.approx(70.0)  # 15 s overdue x 2 tokens/s

@@ -38,6 +38,7 @@ class TrailConfig(BaseModel):
     margin_tokens: float | None = Field(None, ge=0)
     max_preemptions: int | None = Field(None, ge=0)
     aging_tokens_per_s: float = Field(0.0, ge=0)
+    aging_after_s: float = Field(0.0, ge=0, description="waiting grace before aging starts")
     starvation_s: float = Field(math.inf, gt=0, description="hard bound on a request's wait")
     rank_bucket_tokens: float | None = Field(
         None,
@@ -104,6 +105,7 @@ class TrailConfig(BaseModel):
     def policy_config(self) -> PolicyConfig:
         overrides: dict[str, Any] = {
             "aging_tokens_per_s": self.aging_tokens_per_s,
+            "aging_after_s": self.aging_after_s,
             "starvation_s": self.starvation_s,
         }
         for name in (

@@ -62,8 +62,11 @@ def promote_starving(
 
 
 def effective_rank(s: LengthState, now: float, cfg: PolicyConfig) -> float:
-    """Predicted remaining, lowered by aging while the request waits (smaller runs first)."""
-    return predicted_remaining(s, cfg) - cfg.aging_tokens_per_s * waited(s, now)
+    """Predicted remaining, lowered by aging once the request has waited `aging_after_s`
+    (smaller runs first): a grace period leaves the order of ordinary waits to the
+    predictions, and only the tail is pulled forward."""
+    overdue = max(waited(s, now) - cfg.aging_after_s, 0.0)
+    return predicted_remaining(s, cfg) - cfg.aging_tokens_per_s * overdue
 
 
 def sort_key(s: LengthState, now: float, cfg: PolicyConfig) -> tuple[int, float, float]:

@@ -24,7 +24,7 @@ class PolicyConfig:
     `c` bounds limited preemption: a running request is a preemption victim only while
     `generated <= c * initial_prediction` (c = 0: never; c = inf: SPRPT).
     Aging keeps long requests from starving: every waiting second lowers the effective rank by
-    `aging_tokens_per_s`, and a request waiting longer than `starvation_s` jumps ahead of every
+    `aging_tokens_per_s` (after a grace of `aging_after_s`), and a request waiting longer than `starvation_s` jumps ahead of every
     request that has not (FCFS among those), which bounds its wait.
     `rank_bucket_tokens` > 0 ranks predictions within one bucket as equal (FCFS among them), so
     noisy long predictions do not wait behind every later arrival (the tail's knob).
@@ -39,6 +39,7 @@ class PolicyConfig:
     margin_tokens: float = 8.0
     max_preemptions: int = 2
     aging_tokens_per_s: float = 0.0
+    aging_after_s: float = 0.0
     starvation_s: float = math.inf
     rank_bucket_tokens: float = 0.0
     rank_lane_seqs: int = 0
