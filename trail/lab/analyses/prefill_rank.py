@@ -46,11 +46,11 @@ def measure(
     from transformers import AutoTokenizer
 
     from trail.engine.engine_config import EngineConfig
-    from trail.predict.prompt import PromptPredictor
     from trail.lab.bench.experiment import engine_runner
     from trail.lab.bench.replay import read_events
     from trail.lab.workload.prompts import capped, load_jsonl
     from trail.models.chat import chat_prompt_ids
+    from trail.predict.prompt import PromptPredictor
 
     cfg = EngineConfig(max_num_seqs=16, in_process=True)
     pool = capped(load_jsonl(workload), cap)
