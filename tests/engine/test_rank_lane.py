@@ -94,3 +94,15 @@ def write_seeded_probe(tmp_path):
     from tests.support.known_probe import write_known_probe
 
     return write_known_probe(tmp_path / "seeded-probe", seed=3)
+
+
+def test_the_lane_seats_come_on_top_of_the_decode_batch_a_user_sized():
+    from trail.engine.engine_config import EngineConfig
+    from trail.engine.trail_config import TrailConfig
+
+    lane = EngineConfig(max_num_seqs=16, trail=TrailConfig(policy="trail", rank_lane_seqs=2))
+    assert lane.engine_kwargs()["max_num_seqs"] == 18
+    plain = EngineConfig(max_num_seqs=16, trail=TrailConfig(policy="trail"))
+    assert plain.engine_kwargs()["max_num_seqs"] == 16
+    with pytest.raises(ValueError, match="ranking lane"):
+        TrailConfig(policy="fcfs", rank_lane_seqs=2).policy_config()

@@ -112,7 +112,9 @@ def create_with_trail(original: Any, args: Any, *a: Any, **kw: Any) -> Any:
             setattr(args, name, value)
     sched = cfg.scheduler_config
     sched.scheduler_cls = scheduler_cls_for(bool(sched.async_scheduling))
-    sched.max_num_seqs += lane_seats(trail)  # before the runner sizes its batch from it
+    seats = lane_seats(trail)
+    if seats:  # the decode batch stays as sized; the lane comes on top, before the runner
+        sched.max_num_seqs += seats  # sizes its batch from it
     return cfg
 
 
