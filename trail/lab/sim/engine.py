@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trail.lab.sim.calibrate import CPU, decode_run, run_time, steps_within
+from trail.lab.sim.lane import admit_with_lane
 from trail.lab.sim.workload import SimRequest
 from trail.policy import (
     Capacity,
@@ -32,7 +33,6 @@ from trail.policy import (
     predicted_remaining,
     sort_key,
 )
-from trail.policy.lane import is_ranked, plan_lane
 from trail.policy.route import HIST_VALUES, ReplicaViews, remaining_hist
 
 
@@ -242,57 +242,6 @@ class Engine:
         self.waiting.append(req)
         self.preemptions += 1
 
-    def _park(self, req: SimRequest) -> None:
-        """A landed lane request goes back to wait by its new rank, its full blocks cached."""
-        self.running.remove(req)
-        self._report_resources(req)
-        req.cached_tokens = req.prompt_len + req.state.generated - req.state.recompute_tokens
-        req.state.parks += 1
-        req.state.enter_waiting(self.clock)
-        self.waiting.append(req)
-        self.parks += 1
-
-    def _by_state(self, reqs: list[SimRequest], states: list) -> list[SimRequest]:
-        ids = {id(s) for s in states}
-        order = {id(s): i for i, s in enumerate(states)}
-        return sorted((r for r in reqs if id(r.state) in ids), key=lambda r: order[id(r.state)])
-
-    def _admit_with_lane(self) -> list[SimRequest]:
-        """The ranking lane (trail/policy/lane.py): park, preempt, then admit, as the engine."""
-        cfg, now = self.policy, self.clock
-        ranked = sorted(self.waiting, key=lambda r: sort_key(r.state, now, cfg))
-        for req in self.running + ranked:
-            self._report_resources(req)
-        plan = plan_lane(
-            [r.state for r in self.running],
-            [r.state for r in ranked],
-            self.cfg.max_num_seqs,
-            now,
-            cfg,
-            key=lambda s: sort_key(s, now, cfg),
-        )
-        for s in plan.landed:
-            s.in_lane = False
-        for req in self._by_state(self.running, plan.park):
-            self._park(req)
-        admit = plan.to_decode
-        if cfg.preemptive:
-            chosen = {id(s) for s in plan.admit}
-            contenders = [
-                r.state for r in ranked if is_ranked(r.state) and id(r.state) not in chosen
-            ]
-            room = Capacity(0, self.cfg.kv_blocks - self._kv_need())
-            running = [r.state for r in self.running if not r.state.in_lane]
-            for p in plan_preemptions(running, contenders, room, now, cfg, self.cfg.cost):
-                self._preempt(next(r for r in self.running if r.state is p.victim))
-                if not any(p.beneficiary is a for a in admit):
-                    admit = [*admit, p.beneficiary]
-        lane_ids = {id(s) for s in plan.to_lane}
-        admitted = self._take(self._by_state(self.waiting, admit + plan.to_lane), limit=None)
-        for req in admitted:
-            req.state.in_lane = id(req.state) in lane_ids
-        return admitted
-
     def _take(self, ranked: list[SimRequest], limit: int | None) -> list[SimRequest]:
         """Admit in order while a slot (`limit`), KV blocks and the prefill budget allow."""
         admitted: list[SimRequest] = []
@@ -318,7 +267,7 @@ class Engine:
         if not self.waiting:
             return []
         if self.policy.rank_lane_seqs > 0:
-            return self._admit_with_lane()
+            return admit_with_lane(self)
         ranked = sorted(self.waiting, key=lambda r: sort_key(r.state, self.clock, self.policy))
         for req in self.running + ranked:
             self._report_resources(req)
