@@ -62,7 +62,8 @@ def measure(
 
     run = engine_runner(cfg.model_dump(exclude={"trail"}), tok, prompt_predictions, cap)
     run(pool, np.zeros(len(pool)), [1] * len(pool), "trail", {}, "trail", out)
-    prompt, probe = {}, {}
+    prompt: dict[int, float] = {}
+    probe: dict[int, float] = {}
     for f in out.rglob("events.jsonl"):
         for e in read_events(f):
             rid = int(e["id"].rsplit("-", 1)[0][1:])  # q<i>-<suffix>
