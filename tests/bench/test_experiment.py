@@ -212,3 +212,19 @@ def test_a_probe_folder_goes_to_the_probe_policies_only(tmp_path) -> None:
     for name in ("fcfs", "sjf-prompt", "trail-prompt", "trail-oracle"):
         assert "probe_path" not in specs[name][2], name
     assert with_probe(parse_policy("trail", 0.8), None)[2] == {"c": 0.8}
+
+
+def test_time_to_the_second_token_sees_through_a_parked_first_token():
+    """The ranking lane gives a parked request its first token at once; its answer starts at
+    the second. One-token answers count to their end; old cells fall back to TTFT."""
+    from trail.lab.bench.analysis import request_arrays
+
+    base = {"arrival_s": 1.0, "finish_s": 9.0, "latency_s": 8.0, "ttft_s": 0.5}
+    cell = {
+        "requests": {
+            "q0": {**base, "second_token_s": 7.0},  # parked after its first token
+            "q1": {**base, "second_token_s": None},  # a one-token answer
+            "q2": dict(base),  # recorded before second tokens were kept
+        }
+    }
+    assert request_arrays(cell)["ttst_s"].tolist() == [6.0, 8.0, 0.5]

@@ -15,6 +15,7 @@ RATIOS = (
     ("mean_latency", "latency_s", "mean"),
     ("p99_latency", "latency_s", "p99"),
     ("mean_ttft", "ttft_s", "mean"),
+    ("mean_ttst", "ttst_s", "mean"),  # time to the second token: no one-token illusion
     ("mean_tpot", "tpot_s", "mean"),
     ("p99_stall", "max_stall_s", "p99"),
 )
@@ -25,7 +26,18 @@ def request_arrays(cell: dict) -> dict[str, np.ndarray]:
     reqs = cell["requests"]
     ids = sorted(reqs, key=lambda r: int(r[1:]))
     fields = ("latency_s", "ttft_s", "tpot_s", "max_stall_s", "length", "preemptions")
-    return {f: np.array([float(reqs[i].get(f, 0.0)) for i in ids]) for f in fields}
+    out = {f: np.array([float(reqs[i].get(f, 0.0)) for i in ids]) for f in fields}
+    out["ttst_s"] = np.array([second_token_s(reqs[i]) for i in ids])
+    return out
+
+
+def second_token_s(r: dict) -> float:
+    """Time to the second token (to the end, for a one-token answer): a parked request has its
+    first token but not its answer. Cells recorded before the stepper kept it: the first."""
+    if "second_token_s" not in r:
+        return float(r["ttft_s"])
+    second = r["second_token_s"]
+    return float((second if second is not None else r["finish_s"]) - r["arrival_s"])
 
 
 def analyse(grid: Grid, cells: Cells, reference: str = "trail-oracle") -> dict[str, Any]:
@@ -58,7 +70,9 @@ def policy_row(label: str, got: dict, arrays: dict, reference: str | None) -> di
         "throughput_vs_fcfs": _mean(summaries, "throughput_tok_s")
         / _mean([got["fcfs"][s]["summary"] for s in seeds], "throughput_tok_s"),
         "full_batch_step_ms": _mean_or_none([full_batch_step_ms(got[label][s]) for s in seeds]),
+        "longest_stall_s": max(float(mine[s]["max_stall_s"].max()) for s in seeds),
         "preemptions": int(sum(s["preemptions"] for s in summaries)),
+        "parks": int(sum(s.get("parks", 0) for s in summaries)),
         "preemptions_by_reason": _sum_reasons(summaries),
         "recomputed_tokens": int(sum(s["recomputed_tokens"] for s in summaries)),
         "requests": int(sum(len(mine[s]["latency_s"]) for s in seeds)),

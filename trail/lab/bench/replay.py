@@ -76,7 +76,7 @@ def run_policy(
         r["preemptions"] = 0
         r["prompt_tokens"] = prompt_tokens[rid]
     for e in events:
-        if e.get("event") == "preempted":
+        if e.get("event") == "preempted" and e.get("reason") != "park":
             res[_base_id(e["id"])]["preemptions"] += 1
     for rid, points in refined_points(events).items():
         res[rid]["refined"] = points
@@ -116,8 +116,10 @@ def preemption_counts(events: list[dict]) -> dict[str, Any]:
         if e.get("event") == "preempted":
             by_reason[e["reason"]] = by_reason.get(e["reason"], 0) + 1
             recompute += int(e.get("recompute", 0))
+    parks = by_reason.get("park", 0)  # the ranking lane's: not preemptions
     return {
-        "preemptions": sum(by_reason.values()),
+        "preemptions": sum(by_reason.values()) - parks,
+        "parks": parks,
         "preemptions_by_reason": by_reason,
         "recomputed_tokens": recompute,
     }

@@ -68,18 +68,21 @@ def print_load(console: Any, load: str, rows: dict[str, Any]) -> None:
             label,
             *latency_cells(r),
             f"{r['throughput_vs_fcfs']:.2f}",
-            "/".join(str(reasons.get(k, 0)) for k in ("policy", "kv_pressure", "starvation")),
+            "/".join(str(reasons.get(k, 0)) for k in ("policy", "kv_pressure", "starvation"))
+            + (f" +{r['parks']} parked" if r.get("parks") else ""),
             str(r["recomputed_tokens"]),
         )
     console.print(t)
     ref = next((r["reference"] for r in rows.values() if "reference" in r), None)
-    cols = ["policy", "mean", "TTFT", "P99", "P99 stall"] + ([f"mean: x / {ref}"] if ref else [])
+    cols = ["policy", "mean", "TTFT", "2nd token", "P99", "P99 stall", "longest stall s"]
+    cols += [f"mean: x / {ref}"] if ref else []
     t = rich_table(f"load {load}: FCFS / policy, 95 % CI", cols)
     for label, r in rows.items():
         if label == "fcfs":
             continue  # 1 by definition
         q = r["fcfs_over"]
-        cells = [ci_text(q[k]) for k in ("mean_latency", "mean_ttft", "p99_latency", "p99_stall")]
+        keys = ("mean_latency", "mean_ttft", "mean_ttst", "p99_latency", "p99_stall")
+        cells = [ci_text(q[k]) for k in keys] + [f"{r['longest_stall_s']:.0f}"]
         if ref:
             over = r.get("over_reference_mean_latency")
             cells.append(ci_text(over) if over else "1")
