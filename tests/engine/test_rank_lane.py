@@ -106,3 +106,45 @@ def test_the_lane_seats_come_on_top_of_the_decode_batch_a_user_sized():
     assert plain.engine_kwargs()["max_num_seqs"] == 16
     with pytest.raises(ValueError, match="ranking lane"):
         TrailConfig(policy="fcfs", rank_lane_seqs=2).policy_config()
+
+
+@pytest.mark.engine
+def test_under_kv_pressure_parked_requests_give_way_before_running_ones(
+    tiny_path, run_scenario, tmp_path, tok
+):
+    """16 KV blocks: the long request grows into the blocks the parked requests left cached,
+    and vLLM evicts those (free, cached) before it would preempt anyone running."""
+    dump = tmp_path / "pressure.jsonl"
+    trail = {
+        "policy": "trail",
+        "probe_path": str(write_seeded_probe(tmp_path)),
+        "rank_lane_seqs": 1,
+        "c": 0,
+        "dump_path": str(dump),
+    }
+    engine = {
+        "model": str(tiny_path),
+        "dtype": "float32",
+        "max_num_seqs": 1,
+        "block_size": BLOCK,
+        "trail": trail,
+        "max_model_len": 448,  # vLLM checks one full-length request fits the cache
+        "extra": {"num_gpu_blocks_override": 16},  # 512 tokens in all
+    }
+    topics = ["rivers", "volcanoes", "tides"]
+    phase = [_req(tok, "long", "Write a long essay about mountains.", 320, 0)]
+    ask = "Tell me three facts about {}. " + "Answer carefully, briefly and plainly. " * 12
+    phase += [_req(tok, t, ask.format(t), 8, 3) for t in topics]
+    res = run_scenario(engine, [phase])
+    events = read_events(dump)
+
+    reasons = [e["reason"] for e in events if e["event"] == "preempted"]
+    assert reasons.count("park") == len(topics)
+    assert "kv_pressure" not in reasons, "a running request was preempted for memory"
+    assert len(res["long"]["token_ids"]) == 320
+    assert all(len(res[t]["token_ids"]) == 8 for t in topics)
+    # the long one's growth took the parked requests' cached blocks: resuming them
+    # recomputed more than their partial last blocks
+    steps = [e for e in events if e["event"] == "step"]
+    prompts = sum(len(a["prompt_ids"]) for a in phase)
+    assert sum(e["prefill_tokens"] for e in steps) > prompts + len(topics) * (BLOCK + 1)
