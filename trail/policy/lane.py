@@ -26,14 +26,16 @@ from trail.policy.state import LengthState
 
 
 def is_ranked(s: LengthState) -> bool:
-    """The serving model has ranked it: a probe output (end of prefill or later) is in."""
-    return s.refined_pred is not None
+    """The serving model has ranked it: a probe output (end of prefill or later) is in — or it
+    has been prefilled and has a token, so a second lane trip could tell nothing more (a
+    request whose probe output never came must not cycle through the lane)."""
+    return s.refined_pred is not None or s.generated >= 1
 
 
 def has_landed(s: LengthState) -> bool:
-    """A lane request whose prefill is done and whose first probe output is in (or, without
-    one, whose first token is: a lane seat is never held forever)."""
-    return s.in_lane and not s.in_prefill and (is_ranked(s) or s.generated >= 1)
+    """A lane request whose prefill is done and whose first probe output (or, without one, its
+    first token) is in: a lane seat is never held forever."""
+    return s.in_lane and not s.in_prefill and is_ranked(s)
 
 
 @dataclass
