@@ -29,7 +29,13 @@ def redis_server_binary() -> str | None:
 class RedisServer:
     """One redis-server process we own by pid; ``stop``/``start`` keep the same port."""
 
-    def __init__(self, port: int | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        binary: str | None = None,
+        password: str | None = None,
+        config: dict[str, str] | None = None,
+    ) -> None:
         found = binary or redis_server_binary()
         if found is None:
             raise FileNotFoundError("redis-server not installed")
@@ -37,10 +43,13 @@ class RedisServer:
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="trail-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.password = password
+        self.config = dict(config or {})  # more redis.conf settings, e.g. maxmemory
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, socket_timeout=5.0)
@@ -49,13 +58,19 @@ class RedisServer:
         args = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
         args += ["--appendonly", "no", "--dir", self.dir, "--daemonize", "no"]
         args += ["--protected-mode", "yes", "--loglevel", "warning"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        for key, value in self.config.items():
+            args += [f"--{key}", value]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_ready(timeout_s)
         return self
 
     def _wait_ready(self, timeout_s: float) -> None:
         assert self.proc is not None
-        ready = lambda: bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())  # noqa: E731
+        ready = lambda: bool(  # noqa: E731
+            redis.Redis(port=self.port, password=self.password, socket_timeout=0.5).ping()
+        )
         wait_ready(self.proc, "redis-server", ready, timeout_s, 0.02, (redis.RedisError,))
 
     def pause(self) -> None:

@@ -17,6 +17,8 @@ import threading
 import time
 import weakref
 from collections import deque
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from trail.metrics import definitions as m
 from trail.store.commands import BatchEncoder, Event
@@ -53,6 +55,7 @@ class PredictionStore(StoreReader):
         self._flush_interval_s = flush_interval_s
         self._max_batch = max_batch
         self._healthy = True
+        self._rejecting = False
         self._busy = False
         self._closed = False
         self._wake = threading.Event()
@@ -183,7 +186,9 @@ class PredictionStore(StoreReader):
             self.client.ping()
         except Exception:
             return False
-        log.warning("prediction store: Redis at %s is reachable again; writes resume", self.url)
+        log.warning(
+            "prediction store: Redis at %s is reachable again; writes resume", redact(self.url)
+        )
         self._healthy = True
         return True
 
@@ -206,13 +211,33 @@ class PredictionStore(StoreReader):
         if plan.invalid:
             m.STORE_DROPPED.labels(reason="invalid").inc(plan.invalid)
         try:
-            pipe.execute(raise_on_error=False)
+            replies = pipe.execute(raise_on_error=False)
         except Exception as exc:
             self._mark_down(exc, failed=sum(plan.written.values()))
             return
+        self._count_rejected(replies)
         m.STORE_FLUSH_SECONDS.observe(time.perf_counter() - started)
         for kind, count in plan.written.items():
             m.STORE_WRITES.labels(kind=kind).inc(count)
+
+    def _count_rejected(self, replies: list[Any]) -> None:
+        """Commands Redis answered with an error (OOM under `maxmemory` with `noeviction`, a
+        read-only replica, ...): the connection is fine, so nothing raised, but those writes
+        are lost — counted and logged (once until a batch goes through clean), never silent."""
+        errors = [r for r in replies if isinstance(r, Exception)]
+        if not errors:
+            self._rejecting = False
+            return
+        m.STORE_DROPPED.labels(reason="rejected").inc(len(errors))
+        if not self._rejecting:
+            log.warning(
+                "prediction store: Redis at %s rejected %d of %d writes (%s); dropping them",
+                redact(self.url),
+                len(errors),
+                len(replies),
+                errors[0],
+            )
+        self._rejecting = True
 
     def _mark_down(self, exc: Exception, failed: int) -> None:
         queued = len(self._queue)
@@ -221,7 +246,9 @@ class PredictionStore(StoreReader):
         m.STORE_DROPPED.labels(reason="redis_error").inc(failed)
         if queued:
             m.STORE_DROPPED.labels(reason="redis_down").inc(queued)
-        log.warning("prediction store: Redis at %s failed (%s); dropping events", self.url, exc)
+        log.warning(
+            "prediction store: Redis at %s failed (%s); dropping events", redact(self.url), exc
+        )
 
 
 def _close_if_alive(ref: weakref.ReferenceType[PredictionStore]) -> None:
@@ -237,3 +264,14 @@ def _touch_counters() -> None:
         m.STORE_WRITES.labels(kind=kind)
     for reason in m.STORE_DROP_REASONS:
         m.STORE_DROPPED.labels(reason=reason)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs (redis://user:secret@host -> redis://user:***@host)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
