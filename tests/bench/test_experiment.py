@@ -228,3 +228,23 @@ def test_time_to_the_second_token_sees_through_a_parked_first_token():
         }
     }
     assert request_arrays(cell)["ttst_s"].tolist() == [6.0, 8.0, 0.5]
+
+
+def test_waiting_tau_scores_the_rank_at_decode_admission():
+    from trail.lab.bench.analysis import waiting_tau
+    from trail.lab.bench.replay import admitted_ranks
+
+    events = [
+        {"event": "admitted", "id": "q0-ab", "rank": 90.0, "lane": True},  # lane: prefill only
+        {"event": "admitted", "id": "q0-ab", "rank": 5.0, "lane": False},
+        {"event": "admitted", "id": "q0-ab", "rank": 50.0, "lane": False},  # a resume: ignored
+        {"event": "admitted", "id": "q1-cd", "rank": 20.0, "lane": False},
+        {"event": "admitted", "id": "q2-ef", "rank": 30.0, "lane": False},
+    ]
+    ranks = admitted_ranks(events)
+    assert ranks == {"q0": 5.0, "q1": 20.0, "q2": 30.0}
+    lengths = {"q0": 3, "q1": 10, "q2": 40}
+    cell = {"requests": {k: {"admitted_rank": v, "length": lengths[k]} for k, v in ranks.items()}}
+    assert waiting_tau([cell]) == 1.0
+    flat = {k: {"admitted_rank": 0.0, "length": n} for k, n in lengths.items()}
+    assert waiting_tau([{"requests": flat}]) is None  # FCFS ranks nobody

@@ -74,10 +74,16 @@ def test_arrivals_are_ranked_parked_and_resumed_from_the_prefix_cache(
     assert min(len(a["prompt_ids"]) for a in phase[1:]) > 3 * BLOCK
     prefilled = sum(e["prefill_tokens"] for e in steps)
     assert prompts <= prefilled <= prompts + len(parks) * (BLOCK + 1), (prefilled, prompts)
+    # the event log scores the waiting queue: each topic entered the lane once, then decode
+    admitted = [e for e in events if e["event"] == "admitted" and base_id(e["id"]) in topics]
+    assert sorted(base_id(e["id"]) for e in admitted if e["lane"]) == sorted(topics)
+    to_decode = [base_id(e["id"]) for e in admitted if not e["lane"]]
+    assert sorted(to_decode) == sorted(topics)
     # resumed by the probe's rank: the parked requests finish in order of their rank at park
     rank_at_park = {base_id(e["id"]): park_rank(events, e) for e in parks}
     by_rank = sorted(topics, key=lambda t: rank_at_park[t])
     assert sorted(topics, key=lambda t: res[t]["finish_step"]) == by_rank, rank_at_park
+    assert to_decode == by_rank
 
 
 def park_rank(events: list[dict], park: dict) -> float:

@@ -68,6 +68,11 @@ class EventLog:
             vector=em.vector,
         )
 
+    def admitted(self, t: Tracked, rank: float, lane: bool) -> None:
+        """A request leaves the waiting queue (or keeps the decode slot it landed in) with this
+        predicted remaining length: the waiting queue's order, scored later against the truth."""
+        self._write("admitted", t, rank=rank, lane=lane)
+
     def preempted(self, t: Tracked, reason: str, recompute_tokens: int = 0) -> None:
         s = t.length
         self._write(

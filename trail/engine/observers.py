@@ -45,6 +45,9 @@ class SchedulerObserver:
                 prompt_version=t.prompt_version,
             )
 
+    def admitted(self, t: Tracked, rank: float, lane: bool = False) -> None:
+        self.log.admitted(t, rank, lane)
+
     def first_token(self, t: Tracked) -> None:
         if self.store is not None:
             self.store.first_token(t.length.request_id, ts=time.time())

@@ -144,12 +144,20 @@ class TrailSchedulerMixin(SchedulerHooks):
             self._set_kv_victim_order()
             self.waiting.reorder(rank)
             out = super().schedule(*args, **kwargs)
-        for req in self.running:
-            self._state(req).leave_waiting(now)
+        self._note_admitted(now)
         self._record_step(out)
         idle = not self.running and not self.waiting
         self.load_publisher.maybe_publish(self.current_load, self.observer.load, idle=idle)
         return out
+
+    def _note_admitted(self, now: float) -> None:
+        """Requests vLLM just took from the waiting queue: their rank goes in the event log."""
+        for req in self.running:
+            s = self._state(req)
+            if s.waiting_since is not None:
+                rank = predicted_remaining(s, self.policy_cfg)
+                self.observer.admitted(self.tracked[req.request_id], rank, s.in_lane)
+            s.leave_waiting(now)
 
     def _state(self, request: Any) -> Any:
         return self.tracked[request.request_id].length
@@ -274,8 +282,12 @@ class TrailSchedulerMixin(SchedulerHooks):
             cfg,
             key=lambda s: sort_key(s, now, cfg),
         )
+        parked = {id(s) for s in plan.park}
         for s in plan.landed:
             s.in_lane = False
+            if id(s) not in parked:  # keeps its slot: admitted to decode at this rank
+                t = self.tracked[s.request_id]
+                self.observer.admitted(t, predicted_remaining(s, cfg), lane=False)
         for s in plan.park:
             self._park(self.tracked[s.request_id], now)
         chosen = {id(s) for s in plan.admit}

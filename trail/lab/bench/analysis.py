@@ -31,6 +31,24 @@ def request_arrays(cell: dict) -> dict[str, np.ndarray]:
     return out
 
 
+def waiting_tau(cells: list[dict]) -> float | None:
+    """Kendall tau of the rank each request had when admitted to decode vs its true length,
+    per seed, averaged: how well the policy ordered its waiting queue. None where no rank was
+    recorded or all ranks tie (FCFS ranks nobody)."""
+    from scipy.stats import kendalltau
+
+    taus = []
+    for cell in cells:
+        pairs = [
+            (r["admitted_rank"], r["length"])
+            for r in cell["requests"].values()
+            if "admitted_rank" in r
+        ]
+        if len(pairs) > 2 and len({p[0] for p in pairs}) > 1:
+            taus.append(float(kendalltau(*zip(*pairs, strict=True))[0]))
+    return float(np.mean(taus)) if taus else None
+
+
 def second_token_s(r: dict) -> float:
     """Time to the second token (to the end, for a one-token answer): a parked request has its
     first token but not its answer. Cells recorded before the stepper kept it: the first."""
@@ -71,6 +89,7 @@ def policy_row(label: str, got: dict, arrays: dict, reference: str | None) -> di
         / _mean([got["fcfs"][s]["summary"] for s in seeds], "throughput_tok_s"),
         "full_batch_step_ms": _mean_or_none([full_batch_step_ms(got[label][s]) for s in seeds]),
         "longest_stall_s": max(float(mine[s]["max_stall_s"].max()) for s in seeds),
+        "waiting_tau": waiting_tau([got[label][s] for s in seeds]),
         "preemptions": int(sum(s["preemptions"] for s in summaries)),
         "parks": int(sum(s.get("parks", 0) for s in summaries)),
         "preemptions_by_reason": _sum_reasons(summaries),

@@ -80,6 +80,8 @@ def run_policy(
             res[_base_id(e["id"])]["preemptions"] += 1
     for rid, points in refined_points(events).items():
         res[rid]["refined"] = points
+    for rid, rank in admitted_ranks(events).items():
+        res[rid]["admitted_rank"] = rank
     steps = [e for e in events if e.get("event") == "step"]
     return {"summary": summary, "requests": res, "steps": steps}
 
@@ -96,6 +98,16 @@ def refined_points(events: list[dict]) -> dict[str, list[list[float]]]:
         if not points or e["at"] > points[-1][0]:
             points.append([int(e["at"]), float(e["expected"])])
     return out
+
+
+def admitted_ranks(events: list[dict]) -> dict[str, float]:
+    """The rank each request had when it was first admitted to decode (a lane admission only
+    prefills): the waiting queue's order, scored against the true lengths by `analysis`."""
+    ranks: dict[str, float] = {}
+    for e in events:
+        if e.get("event") == "admitted" and not e.get("lane"):
+            ranks.setdefault(_base_id(e["id"]), float(e["rank"]))
+    return ranks
 
 
 def read_events(dump: Path) -> list[dict]:

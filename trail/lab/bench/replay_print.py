@@ -61,6 +61,7 @@ def latency_cells(r: dict[str, Any]) -> list[str]:
 
 def print_load(console: Any, load: str, rows: dict[str, Any]) -> None:
     cols = ["policy", "n", "mean s", "P99 s", "TTFT s", "tok/s ×", "preempt p/kv/s", "recomp"]
+    cols.append("wait τ")
     t = rich_table(f"load {load} × saturation", cols)
     for label, r in rows.items():
         reasons = r["preemptions_by_reason"]
@@ -71,6 +72,7 @@ def print_load(console: Any, load: str, rows: dict[str, Any]) -> None:
             "/".join(str(reasons.get(k, 0)) for k in ("policy", "kv_pressure", "starvation"))
             + (f" +{r['parks']} parked" if r.get("parks") else ""),
             str(r["recomputed_tokens"]),
+            "–" if r.get("waiting_tau") is None else f"{r['waiting_tau']:.2f}",
         )
     console.print(t)
     ref = next((r["reference"] for r in rows.values() if "reference" in r), None)
