@@ -53,7 +53,7 @@ def second_token_s(r: dict) -> float:
     """Time to the second token (to the end, for a one-token answer): a parked request has its
     first token but not its answer. Cells recorded before the stepper kept it: the first."""
     if "second_token_s" not in r:
-        return float(r["ttft_s"])
+        return float(r.get("ttft_s", 0.0))
     second = r["second_token_s"]
     return float((second if second is not None else r["finish_s"]) - r["arrival_s"])
 
