@@ -59,7 +59,8 @@ def test_vllm_serve_with_trail_config_ranks_by_prediction(tiny_path, tmp_path, m
     flags += ["--enforce-eager"]
     results: dict[str, httpx.Response] = {}
     with vllm_serve(tiny_path, "tiny", *flags) as url:
-        blocker = threading.Thread(target=_complete, args=(url, "blocker", 600, results))
+        # long enough that the three arrivals land while it decodes, even on a busy machine
+        blocker = threading.Thread(target=_complete, args=(url, "blocker", 1000, results))
         blocker.start()
         _wait_for(dump, '"probe"', blocker)  # the blocker is decoding
         waiting = []
