@@ -45,7 +45,7 @@ from trail.policy import (
     promote_starving,
     sort_key,
 )
-from trail.policy.lane import LanePlan, is_ranked, plan_lane
+from trail.policy.lane import LanePlan, plan_lane
 from trail.policy.route import remaining_hist
 
 PREEMPTIBLE_BONUS = 1e12  # KV victims: any preemptible request before any protected one
@@ -110,6 +110,7 @@ class TrailSchedulerMixin(SchedulerHooks):
             t = initial_from_request(
                 request, self.bins, self.trail.default_prediction, time.monotonic()
             )
+            t.length.prompt_tokens = request.num_prompt_tokens  # the lane's token budget
             self.tracked[request.request_id] = t
             self.observer.arrival(t, request)
         super().add_request(request)
@@ -210,7 +211,6 @@ class TrailSchedulerMixin(SchedulerHooks):
             running = req.status == RequestStatus.RUNNING
             computed = req.num_computed_tokens
             s.in_prefill = running and computed < req.num_tokens - 1
-            s.prompt_tokens = req.num_prompt_tokens
             s.recompute_tokens = computed % block if caching else computed
             s.kv_blocks = self.kv_blocks_held(rid) if running else 0
             s.admit_blocks = self.kv_blocks_to_admit(req.num_tokens + 1)  # + the first decode
@@ -247,7 +247,8 @@ class TrailSchedulerMixin(SchedulerHooks):
             for r in self.running
             if r.status == RequestStatus.RUNNING and not self._state(r).in_lane
         ]
-        room = room or Capacity(self.free_batch_slots(), self.kv_admission_room())
+        if room is None:
+            room = Capacity(self.free_batch_slots(), self.kv_admission_room())
         plans = plan_preemptions(
             [self._state(r) for r in running],
             order_waiting(candidates, now, cfg),
@@ -290,10 +291,8 @@ class TrailSchedulerMixin(SchedulerHooks):
                 self.observer.admitted(t, predicted_remaining(s, cfg), lane=False)
         for s in plan.park:
             self._park(self.tracked[s.request_id], now)
-        chosen = {id(s) for s in plan.admit}
-        contenders = [s for s in waiting if is_ranked(s) and id(s) not in chosen]
         room = Capacity(0, self.kv_admission_room())
-        extra = self._preempt_by_policy(now, contenders, room)
+        extra = self._preempt_by_policy(now, plan.contenders, room)
         admit = [*plan.to_decode, *extra, *plan.to_lane]
         return plan, [self.requests[s.request_id] for s in admit]
 

@@ -47,6 +47,8 @@ class LanePlan:
     landed: list[LengthState] = field(default_factory=list)  # leave the lane (decode or park)
     to_decode: list[LengthState] = field(default_factory=list)
     to_lane: list[LengthState] = field(default_factory=list)
+    # ranked waiting requests admitted nowhere this step: who may still preempt a decoder
+    contenders: list[LengthState] = field(default_factory=list)
 
     @property
     def admit(self) -> list[LengthState]:
@@ -73,8 +75,10 @@ def plan_lane(
     landed = [s for s in lane if has_landed(s)]
     decoding = len(running) - len(lane)
     free = max(decode_slots - decoding, 0)
-    waiting_ranked = [w for w in waiting_sorted if is_ranked(w) or is_starving(w, now, cfg)]
-    fresh = [w for w in waiting_sorted if not (is_ranked(w) or is_starving(w, now, cfg))]
+    waiting_ranked: list[LengthState] = []
+    fresh: list[LengthState] = []
+    for w in waiting_sorted:
+        (waiting_ranked if is_ranked(w) or is_starving(w, now, cfg) else fresh).append(w)
     contenders = sorted([*landed, *waiting_ranked], key=key)
     winners = contenders[:free]
     plan = LanePlan(
@@ -96,4 +100,6 @@ def plan_lane(
             break
         plan.to_lane.append(w)
         seats, parked, budget = seats - 1, parked + 1, budget - w.prompt_tokens
+    chosen = {id(s) for s in plan.admit}
+    plan.contenders = [w for w in waiting_sorted if is_ranked(w) and id(w) not in chosen]
     return plan

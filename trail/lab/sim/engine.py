@@ -161,6 +161,7 @@ class Engine:
             j = j + 1 if run_time(dt0, ddt, j) < elapsed else j
             self._execute(max(1, min(j, k)))
         req.engine = self.idx
+        req.state.prompt_tokens = req.prompt_len  # the lane's token budget
         req.state.enter_waiting(t)
         self.inbox.append(req)
         self._publish(added=req)
@@ -215,7 +216,6 @@ class Engine:
         """What the engine tells the policy: blocks held / needed, and what a preemption would
         recompute (with prefix caching, only the partial last block)."""
         held = req.prompt_len + req.state.generated
-        req.state.prompt_tokens = req.prompt_len
         req.state.kv_blocks = req.state.admit_blocks = self._blocks(held + 1)
         req.state.recompute_tokens = held % self.cfg.block_size if self.cfg.prefix_caching else held
 

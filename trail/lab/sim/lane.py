@@ -7,7 +7,7 @@ from typing import Any
 
 from trail.lab.sim.workload import SimRequest
 from trail.policy import Capacity, LengthState, plan_preemptions, sort_key
-from trail.policy.lane import is_ranked, plan_lane
+from trail.policy.lane import plan_lane
 
 
 def park(eng: Any, req: SimRequest) -> None:
@@ -48,11 +48,9 @@ def admit_with_lane(eng: Any) -> list[SimRequest]:
         park(eng, req)
     admit = plan.to_decode
     if cfg.preemptive:
-        chosen = {id(s) for s in plan.admit}
-        contenders = [r.state for r in ranked if is_ranked(r.state) and id(r.state) not in chosen]
         room = Capacity(0, eng.cfg.kv_blocks - eng._kv_need())
         running = [r.state for r in eng.running if not r.state.in_lane]
-        for p in plan_preemptions(running, contenders, room, now, cfg, eng.cfg.cost):
+        for p in plan_preemptions(running, plan.contenders, room, now, cfg, eng.cfg.cost):
             eng._preempt(next(r for r in eng.running if r.state is p.victim))
             if not any(p.beneficiary is a for a in admit):
                 admit = [*admit, p.beneficiary]
