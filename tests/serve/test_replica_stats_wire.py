@@ -16,7 +16,8 @@ from trail.engine.load import EngineLoad, write_load
 from trail.policy.replica_stats import ReplicaStats
 from trail.policy.route import remaining_hist
 from trail.serve.config import ServeConfig
-from trail.serve.llm_server import Inflight, LLMServer
+from trail.serve.llm_server import LLMServer
+from trail.serve.replica_report import Inflight
 
 
 def engineless_server(folder: Path, inflight: dict[str, Inflight]) -> LLMServer:

@@ -16,32 +16,19 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from trail.engine.engine_config import EngineConfig, start_async_engine
-from trail.engine.load import read_load
-from trail.policy.replica_stats import ReplicaStats
-from trail.policy.route import remaining_hist
 from trail.serve.capture import ServedCapture
 from trail.serve.config import LiveConfig, ServeConfig
 from trail.serve.openai_layer import answer, build_state, frontend_args
 from trail.serve.protocol import GENERATES, Accepted, OpenAICall, Reply
+from trail.serve.replica_report import Inflight, ReplicaFacts, replica_stats
 from trail.serve.sources import check_sources
 from trail.serve.tracked_engine import TrackedEngine
 
 logger = logging.getLogger("ray.serve")
-LOAD_MAX_AGE_S = 2.0  # an older EngineLoad no longer describes a busy engine
-
-
-@dataclass
-class Inflight:
-    work_tokens: float  # decode + prefill
-    decode_tokens: float  # predicted output tokens
-    accepted_at: float
 
 
 def replica_name() -> str:
@@ -180,52 +167,16 @@ class LLMServer:
 
     def current_stats(self) -> dict[str, Any]:
         """This replica's ReplicaStats, in the wire form Serve carries to the router."""
-        now = time.time()
-        last = read_load(self.load_path, max_age_s=float("inf"))  # the engine's last word
-        fresh = last is not None and now - last.ts <= LOAD_MAX_AGE_S
-        load = last if self.inflight and fresh else None
-        if load is not None:
-            unseen = [r for r in self.inflight.values() if r.accepted_at > load.ts]
-            work = load.work_tokens + sum(r.work_tokens for r in unseen)
-            running, waiting = load.running, load.waiting + len(unseen)
-            waiting_work, soonest = load.waiting_work, load.soonest_free
-            hist = np.asarray(load.remaining_hist or remaining_hist([]), dtype=float)
-            prefill_weight = load.prefill_weight
-        else:  # idle, or no fresh snapshot: our own predictions are the best figure
-            unseen = list(self.inflight.values())
-            work = sum(r.work_tokens for r in unseen)
-            running, waiting, waiting_work, soonest = 0, len(unseen), 0.0, 0.0
-            hist, prefill_weight = remaining_hist([]), None
-        hist = hist + remaining_hist([r.decode_tokens for r in unseen])
-        return ReplicaStats(
-            replica=self.name,
-            pid=os.getpid(),
-            work_tokens=float(work),
-            running=running,
-            waiting=waiting,
-            inflight=len(self.inflight),
+        facts = ReplicaFacts(
+            name=self.name,
+            load_path=self.load_path,
             max_num_seqs=self.cfg.engine.max_num_seqs,
-            waiting_work=float(waiting_work + sum(r.decode_tokens for r in unseen)),
-            prefill_pending=float(
-                (load.prefill_tokens_pending if load is not None else 0)
-                + sum(r.work_tokens - r.decode_tokens for r in unseen)
-            ),
-            soonest_free=float(soonest),
-            remaining_hist=tuple(hist.tolist()),
-            prefill_weight=prefill_weight,
             engine_unfinished=self.engine.get_num_unfinished_requests(),
-            # the scheduler's last publication (it always publishes the step it went idle)
-            engine_running=last.running if last else None,
-            engine_waiting=last.waiting if last else None,
-            kv_free_blocks=last.kv_free_blocks if last else None,
-            kv_total_blocks=last.kv_total_blocks if last else None,
-            engine_load_ts=last.ts if last else None,
-            seen=tuple(self.inflight),
-            ready_s=round(self.ready_s, 2),
+            ready_s=self.ready_s,
             probe_version=self.probe_version,
             reload_error=self.reload_error,
-            ts=now,
-        ).to_dict()
+        )
+        return replica_stats(facts, self.inflight)
 
     def _write_stats(self, stats: dict[str, Any]) -> None:
         """The same stats on disk, for tools and tests that cannot pick a replica by handle."""

@@ -43,8 +43,11 @@ class LeastWorkRouter(RequestRouter):
     the next only when that one's queue is full (max_ongoing_requests)."""
 
     def initialize_state(self, **kwargs: Any) -> None:
-        """kwargs: `request_router_kwargs` from the deployment (trail/serve/app.py): router_name."""
+        """kwargs: `request_router_kwargs` from the deployment (trail/serve/app.py): router_name,
+        default_prediction."""
         self.router_name = str(kwargs.get("router_name", "trail"))
+        # for calls that carry no TRAIL prediction (Ray Serve LLM's ingress, trail/serve/raysl.py)
+        self.default_prediction = float(kwargs.get("default_prediction", 256.0))
         self.ledger = WorkLedger()
         self._rid_by_internal: dict[str, str] = {}
         self._rng = np.random.default_rng()
@@ -133,11 +136,12 @@ class LeastWorkRouter(RequestRouter):
         queue = [self.replica_queue_len_cache.get(r.replica_id) or 0 for r in replicas]
         return np.asarray(queue, dtype=float) + 0.5 * self._rng.random(len(replicas))
 
-    @staticmethod
-    def _request(pending_request: PendingRequest | None):  # noqa: ANN205
+    def _request(self, pending_request: PendingRequest | None):  # noqa: ANN202
         if pending_request is None:
             return None
-        return request_from_call(pending_request.args, pending_request.kwargs)
+        return request_from_call(
+            pending_request.args, pending_request.kwargs, self.default_prediction
+        )
 
     def _publish_view(self, estimates: dict[ReplicaID, float]) -> None:
         try:
