@@ -1,8 +1,9 @@
 """Door 1: Ray Serve LLM's own OpenAI app (`ray.serve.llm.build_openai_app`) with TRAIL.
 
 The shipped deployments/raysl-cpu.yaml, pointed at the tiny model and a test-owned Redis, runs
-two replicas of Ray's LLMServer subclassed by trail.serve.raysl.TrailLLMServer behind Ray's own
-OpenAiIngress, with TRAIL's LeastWorkRouter as the deployment's request router. An OpenAI client
+two replicas of Ray's LLMServer subclassed by trail.serve.raysl.TrailLLMServer behind Ray's
+OpenAiIngress (subclassed to predict from the prompt first), with TRAIL's LeastWorkRouter as the
+deployment's request router. An OpenAI client
 talks to it; the scheduler in each engine is TRAIL's (its event log and the probe's outputs, the
 records in Redis), and the router in the ingress receives the replicas' predicted work.
 """
@@ -45,6 +46,7 @@ def raysl_args(tiny_path: Path, root: Path, redis_url: str) -> dict:
         redis_url=redis_url,
         dump_path=str(root / "events.jsonl"),
     )
+    args["ingress_cls_config"]["ingress_extra_kwargs"].update(tokenizer=str(tiny_path))
     metrics = {"PROMETHEUS_MULTIPROC_DIR": str(root / "metrics")}
     llm["runtime_env"]["env_vars"].update(metrics)
     args["ingress_deployment_config"]["ray_actor_options"]["runtime_env"] = {"env_vars": metrics}
@@ -139,6 +141,9 @@ def test_build_openai_app_runs_trail(raysl_app):
     records = _records(redis.url)
     assert len(records) >= 12
     assert all(r["policy"] == "trail" and r["trajectory"] for r in records)
+    # the others were predicted from the prompt by the ingress (MiniLM head) before routing
+    prompted = [r for r in records if r["prompt_version"] is not None and r["initial_dist"]]
+    assert len(prompted) == len(records) - 1, records
 
     # the router in Ray's ingress received predicted work from both replicas
     decisions = _metric(root, "trail_router_decisions_total")
@@ -180,6 +185,7 @@ def test_yaml_parses_as_ray_serve_llm_config():
     parsed = LLMServingArgs.model_validate(app["args"])
     llm = parsed.llm_configs[0]
     assert llm.server_cls.__name__ == "TrailLLMServer"
+    assert parsed.ingress_cls_config.ingress_cls.__name__ == "TrailOpenAiIngress"
     router = llm.deployment_config["request_router_config"]
     assert router["request_router_class"] == "trail.serve.routers:LeastWorkRouter"
     assert json.loads(json.dumps(llm.engine_kwargs["hf_overrides"]))["trail"]["policy"] == "trail"
