@@ -80,12 +80,12 @@ async def answer(
     """One call through vLLM's handler: a Reply (response or error, with its status), or the
     handler's SSE strings as it yields them. An exception the handler raises becomes the error
     response vLLM's own exception handlers would have sent. With `call.trail_return`, the
-    prediction summaries `engine` took out of the outputs ride the answer (`with_reports`)."""
+    prediction summaries `engine` took out of the outputs ride the answer (`TrailField`)."""
     from pydantic import BaseModel
     from vllm.entrypoints.serve.engine.protocol import ErrorResponse
     from vllm.entrypoints.serve.exception_handling.error_response import create_error_response
 
-    reports = TrailField(engine, call) if call.trail_return and engine is not None else None
+    field = TrailField(engine, call) if call.trail_return and engine is not None else None
     try:
         result = await HANDLERS[call.route](state, call)
     except Exception as exc:  # noqa: BLE001 - vLLM maps each kind to its status
@@ -95,17 +95,17 @@ async def answer(
             yield Reply(int(result.error.code), result.model_dump())
         elif isinstance(result, BaseModel):
             body = result.model_dump()
-            yield Reply(200, reports.add_to(body) if reports else body)
+            yield Reply(200, field.add_to(body) if field else body)
         else:
             async with aclosing(result):
                 async for event in result:
-                    if reports is not None:
-                        for extra in reports.before_done(event):
+                    if field is not None:
+                        for extra in field.before_done(event):
                             yield extra
                     yield event
     finally:
-        if reports is not None:
-            reports.take()  # whatever the answer did not use is not kept
+        if field is not None:
+            field.take()  # whatever the answer did not use is not kept
 
 
 DONE = "data: [DONE]\n\n"
