@@ -66,6 +66,8 @@ def test_vllm_serve_with_trail_config_ranks_by_prediction(tiny_path, tmp_path, m
         waiting = []
         for name, pred in WAITING.items():
             xargs = {"trail_initial_pred": pred}
+            if name == "w0":  # the opt-in summary, in vLLM's own kv_transfer_params field
+                xargs["trail_return"] = 1
             waiting.append(
                 threading.Thread(target=_complete, args=(url, name, 8, results), kwargs=xargs)
             )
@@ -76,6 +78,10 @@ def test_vllm_serve_with_trail_config_ranks_by_prediction(tiny_path, tmp_path, m
         metrics = httpx.get(f"{url}/metrics", timeout=10).text
     assert {n: r.status_code for n, r in results.items()} == dict.fromkeys(results, 200)
     assert all(len(r.json()["choices"][0]["text"]) > 0 for r in results.values())
+    report = results["w0"].json()["kv_transfer_params"]["trail"]
+    assert (report["initial_pred"], report["generated"]) == (6.0, 8)
+    assert report["request_id"] == "cmpl-w0-0" and report["final_pred"] is not None
+    assert results["w1"].json()["kv_transfer_params"] is None  # not asked: vLLM's shape
     events = read_events(dump)
     arrivals = {_name(e["id"]): e for e in events if e["event"] == "arrival"}
     finished = [_name(e["id"]) for e in events if e["event"] == "finished"]

@@ -69,6 +69,12 @@ def test_trail_extensions_come_from_vllm_xargs_and_the_rest_passes_on():
     assert (ext.true_len, ext.use_max_tokens, ext.xargs) == (40, False, {"other": 1})
     plain = trail_extensions(chat_req())
     assert (plain.true_len, plain.use_max_tokens, plain.xargs) == (None, True, {})
+    assert not plain.trail_return
+    for flag in (True, 1, "true"):
+        assert trail_extensions(chat_req(vllm_xargs={"trail_return": flag})).trail_return
+    for flag in (False, 0, "false"):
+        asked = trail_extensions(chat_req(vllm_xargs={"trail_return": flag}))
+        assert not asked.trail_return and asked.xargs == {}  # never passed on as a plain xarg
 
 
 @pytest.mark.parametrize(
@@ -78,6 +84,8 @@ def test_trail_extensions_come_from_vllm_xargs_and_the_rest_passes_on():
         {"vllm_xargs": {"trail_true_len": 2**40}},
         {"vllm_xargs": {"trail_true_len": 1.5}},
         {"vllm_xargs": {"trail_use_max_tokens": "maybe"}},
+        {"vllm_xargs": {"trail_return": "yes please"}},
+        {"vllm_xargs": {"trail_return": 2}},
         {"vllm_xargs": {"trail": "x"}},
         {"trail": {"true_len": 5}},  # the old body field: not silently ignored
     ],

@@ -29,6 +29,7 @@ from trail.engine.load import EngineLoad, LoadPublisher
 from trail.engine.observers import SchedulerObserver
 from trail.engine.overrides import require_trail_config
 from trail.engine.queue import RankedRequestQueue
+from trail.engine.report import Reports, note_admission
 from trail.engine.scheduler_hooks import SchedulerHooks, check_engine_supported
 from trail.engine.tracking import Tracked, initial_from_request
 from trail.engine.vllm_hooks import probe_output
@@ -102,6 +103,7 @@ class TrailSchedulerMixin(SchedulerHooks):
                 f"max_num_seqs={self.max_num_running_reqs}"
             )
         self.parks = 0
+        self.reports = Reports()  # opt-in summaries on finished outputs (trail_return)
         self.install_kv_accounting()
 
     # ---- arrivals and departures -------------------------------------------------------
@@ -120,6 +122,7 @@ class TrailSchedulerMixin(SchedulerHooks):
         if t is not None:
             reason = finish_reason_name(request.get_finished_reason())
             self.observer.finished(t, request.num_output_tokens, reason)
+            self.reports.freed(t, request)
 
     def shutdown(self) -> None:
         self.observer.close()
@@ -156,8 +159,9 @@ class TrailSchedulerMixin(SchedulerHooks):
         for req in self.running:
             s = self._state(req)
             if s.waiting_since is not None:
-                rank = predicted_remaining(s, self.policy_cfg)
-                self.observer.admitted(self.tracked[req.request_id], rank, s.in_lane)
+                t, rank = self.tracked[req.request_id], predicted_remaining(s, self.policy_cfg)
+                self.observer.admitted(t, rank, s.in_lane)
+                note_admission(t, self.work_cfg, s.in_lane)
             s.leave_waiting(now)
 
     def _state(self, request: Any) -> Any:
@@ -289,6 +293,7 @@ class TrailSchedulerMixin(SchedulerHooks):
             if id(s) not in parked:  # keeps its slot: admitted to decode at this rank
                 t = self.tracked[s.request_id]
                 self.observer.admitted(t, predicted_remaining(s, cfg), lane=False)
+                note_admission(t, self.work_cfg, lane=False)
         for s in plan.park:
             self._park(self.tracked[s.request_id], now)
         room = Capacity(0, self.kv_admission_room())
@@ -357,7 +362,8 @@ class TrailSchedulerMixin(SchedulerHooks):
                 self._refine(t, em)
         if probe_s:
             self.observer.probe_seconds(probe_s)
-        return super().update_from_output(scheduler_output, model_runner_output)
+        outputs = super().update_from_output(scheduler_output, model_runner_output)
+        return self.reports.attach(outputs)  # opt-in summaries (trail/engine/report.py)
 
     def _refine(self, t: Tracked, em: Any) -> None:
         """One probe output into the posterior; a step already counted (a request recomputed

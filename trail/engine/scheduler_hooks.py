@@ -72,6 +72,21 @@ def check_v1_model_runner(uses_v2_model_runner: bool) -> None:
 
 
 # ---- the scheduler's vLLM internals -------------------------------------------------------
+def add_to_finished_outputs(outputs: dict[int, Any], extra: dict[str, dict[str, Any]]) -> None:
+    """Merge `extra[request_id]` into the `kv_transfer_params` of that request's finished
+    output, keeping any keys a KV connector set.
+
+    Relies on (vLLM 0.32): `Scheduler.update_from_output` returning `dict[client_index,
+    EngineCoreOutputs]` whose `.outputs` are mutable `EngineCoreOutput` structs with
+    `request_id`, `finish_reason` (None until the last output) and `kv_transfer_params` (a dict
+    the output processor copies to `RequestOutput.kv_transfer_params` unchanged)."""
+    for eco in outputs.values():
+        for out in eco.outputs:
+            add = extra.get(out.request_id) if out.finish_reason is not None else None
+            if add:
+                out.kv_transfer_params = {**(out.kv_transfer_params or {}), **add}
+
+
 class SchedulerHooks:
     """vLLM Scheduler internals the TRAIL mixin uses, under names that say what they do.
 

@@ -33,6 +33,7 @@ class Finished:
     num_cached_tokens: int = 0  # prompt tokens served from the prefix cache
     max_stall_s: float = 0.0  # longest gap between two output tokens after the first
     second_token_s: float | None = None  # a parked request has a first token, not its answer
+    kv_transfer_params: dict[str, Any] | None = None  # vLLM's; TRAIL's opt-in summary rides it
 
     @property
     def latency_s(self) -> float:
@@ -121,6 +122,7 @@ class StepDriver:
                     num_cached_tokens=int(getattr(out, "num_cached_tokens", 0) or 0),
                     max_stall_s=st.max_stall_s,
                     second_token_s=st.second_token_s,
+                    kv_transfer_params=getattr(out, "kv_transfer_params", None),
                 )
 
 

@@ -21,6 +21,8 @@ class Tracked:
     trajectory: list[tuple[int, float]] = field(default_factory=list)
     probe_version: str | None = None  # of the latest probe output in the posterior
     prompt_version: str | None = None  # of the ingress's prompt head that made initial_dist
+    report: bool = False  # trail_return: a summary rides the finished output (report.py)
+    admitted_pred: float | None = None  # predicted total output when first admitted to decode
 
 
 FLAT_PREFIX = "trail_"  # plain `vllm serve` clients: vllm_xargs values must be flat
@@ -78,4 +80,5 @@ def initial_from_request(
         posterior=posterior,
         initial_dist=dist,
         prompt_version=None if version is None else str(version),
+        report=as_flag(extra.get("return", False)),
     )

@@ -63,6 +63,8 @@ api.exception_handler(StarletteHTTPException)(http_exception_handler)
 JSON_BODY = [Depends(validate_json_request)]
 ERRORS = {s: {"description": HTTPStatus(s).phrase} for s in (400, 401, 404, 413, 429, 503)}
 STREAMING = {200: {"content": {"text/event-stream": {}}}, **ERRORS}
+# vllm_xargs.trail_return: the ingress's prediction of one choice's output tokens
+PREDICTED_HEADER = "x-trail-predicted-tokens"
 
 
 @api.exception_handler(OpenAIError)
@@ -172,6 +174,8 @@ class Ingress:
         engine_ids = (base,) if route == "chat" else tuple(f"{base}-{i}" for i in prompts)
         engine_id = engine_ids[0]
         trail, expected = await self._trail_args(engine_id, request, facts, ext)
+        if ext.trail_return:  # the scheduler attaches its summary (trail/engine/report.py)
+            trail["return"] = True
         request.vllm_xargs = {**ext.xargs, "trail": trail}  # -> SamplingParams.extra_args
         call = OpenAICall(
             route,
@@ -180,8 +184,10 @@ class Ingress:
             prompt_tokens=facts.prompt_tokens,
             predicted_tokens=expected * facts.choices,
             engine_ids=engine_ids,
+            trail_return=ext.trail_return,
         )
-        return await self._forward(call, engine_id)
+        predicted = {PREDICTED_HEADER: f"{expected:.1f}"} if ext.trail_return else {}
+        return await self._forward(call, engine_id, predicted)
 
     async def _trail_args(
         self, engine_id: str, request: Any, facts: RequestFacts, ext: TrailExtensions
@@ -206,9 +212,13 @@ class Ingress:
         return trail, pred.expected
 
     # ---- dispatch -----------------------------------------------------------------------
-    async def _forward(self, call: OpenAICall, record_id: str | None = None) -> Response:
+    async def _forward(
+        self, call: OpenAICall, record_id: str | None = None, extra: dict[str, str] | None = None
+    ) -> Response:
+        """Send `call`; the answer's headers say who served it, plus `extra` (opt-in)."""
         dispatch = await self._dispatch(call)
         headers = {"x-trail-replica": dispatch.replica, "x-trail-ingress": self.name}
+        headers.update(extra or {})
         if record_id:
             headers["x-trail-request-id"] = record_id
         try:

@@ -150,7 +150,7 @@ class LLMServer:
             )
         try:
             yield Accepted(self.name)
-            async with aclosing(answer(self.openai_state, call)) as items:
+            async with aclosing(answer(self.openai_state, call, self.tracked)) as items:
                 async for item in items:
                     yield item
         finally:

@@ -11,11 +11,13 @@ generation passes through on its way to the engine (online-learning capture and 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
 from trail.serve.protocol import OpenAICall, Reply
+from trail.serve.tracked_engine import TrackedEngine
 
 ServingCall = Callable[[Any, OpenAICall], Any]
 
@@ -72,23 +74,76 @@ HANDLERS: dict[str, ServingCall] = {
 }
 
 
-async def answer(state: Any, call: OpenAICall) -> AsyncIterator[Reply | str]:
+async def answer(
+    state: Any, call: OpenAICall, engine: TrackedEngine | None = None
+) -> AsyncIterator[Reply | str]:
     """One call through vLLM's handler: a Reply (response or error, with its status), or the
     handler's SSE strings as it yields them. An exception the handler raises becomes the error
-    response vLLM's own exception handlers would have sent."""
+    response vLLM's own exception handlers would have sent. With `call.trail_return`, the
+    prediction summaries `engine` took out of the outputs ride the answer (`TrailField`)."""
     from pydantic import BaseModel
     from vllm.entrypoints.serve.engine.protocol import ErrorResponse
     from vllm.entrypoints.serve.exception_handling.error_response import create_error_response
 
+    field = TrailField(engine, call) if call.trail_return and engine is not None else None
     try:
         result = await HANDLERS[call.route](state, call)
     except Exception as exc:  # noqa: BLE001 - vLLM maps each kind to its status
         result = create_error_response(exc)
-    if isinstance(result, ErrorResponse):
-        yield Reply(int(result.error.code), result.model_dump())
-    elif isinstance(result, BaseModel):
-        yield Reply(200, result.model_dump())
-    else:
-        async with aclosing(result):
-            async for event in result:
-                yield event
+    try:
+        if isinstance(result, ErrorResponse):
+            yield Reply(int(result.error.code), result.model_dump())
+        elif isinstance(result, BaseModel):
+            body = result.model_dump()
+            yield Reply(200, field.add_to(body) if field else body)
+        else:
+            async with aclosing(result):
+                async for event in result:
+                    if field is not None:
+                        for extra in field.before_done(event):
+                            yield extra
+                    yield event
+    finally:
+        if field is not None:
+            field.take()  # whatever the answer did not use is not kept
+
+
+DONE = "data: [DONE]\n\n"
+
+
+class TrailField:
+    """One call's prediction summaries, as the `trail` field of vLLM's answer: in a whole
+    body, or as one extra SSE chunk before `data: [DONE]` shaped like OpenAI's usage chunk
+    (the stream's id, object, created and model; no choices).
+
+    `trail.sequences` lists one summary per engine sequence that brought one (trail/engine/
+    report.py has the fields), in the call's engine id order: one for a chat with n = 1,
+    one per prompt for a completion of several prompts. For n > 1 each choice is an engine
+    request of its own: streamed, each brings its summary; not streamed, vLLM keeps only the
+    last finished choice's. A sequence a stop string ended brings none (vLLM's frontend stops
+    it and aborts it in the engine)."""
+
+    def __init__(self, engine: TrackedEngine, call: OpenAICall) -> None:
+        self.engine, self.call = engine, call
+        self.head: dict[str, Any] | None = None  # the stream's first chunk's id, object, ...
+
+    def take(self) -> dict[str, Any]:
+        return {"sequences": self.engine.take_reports(self.call.engine_ids)}
+
+    def add_to(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "trail": self.take()}
+
+    def before_done(self, event: str) -> list[str]:
+        """The trail chunk to send before `event` if it is the stream's last; notes the
+        stream's head from its first chunk."""
+        if event == DONE:
+            if self.head is None:  # an error before any chunk: nothing to attach to
+                return []
+            chunk = {**self.head, "choices": [], "trail": self.take()}
+            return [f"data: {json.dumps(chunk)}\n\n"]
+        if self.head is None and event.startswith("data: {"):
+            first = json.loads(event[len("data: ") :])
+            if "id" in first:
+                keys = ("id", "object", "created", "model")
+                self.head = {k: first[k] for k in keys if k in first}
+        return []

@@ -23,6 +23,7 @@ class OpenAICall:
     prompt_tokens: int = 0
     predicted_tokens: float = 0.0  # expected output tokens, summed over the n choices
     engine_ids: tuple[str, ...] = ()  # the engine's ids of its prompts (aborted if left behind)
+    trail_return: bool = False  # vllm_xargs.trail_return: the answer carries a `trail` field
 
     @property
     def work_tokens(self) -> float:

@@ -10,7 +10,9 @@ TRAIL's extensions travel the way vLLM passes extra sampling arguments, in `vllm
 (which vLLM hands to the engine as `SamplingParams.extra_args`):
 `trail_true_len` (the true output length, for the oracle policy TRAIL+) and
 `trail_use_max_tokens` (false: max_tokens does not bound the ranking — benchmarks that send
-ignore_eos + max_tokens = true length set it so that no policy sees the length).
+ignore_eos + max_tokens = true length set it so that no policy sees the length) and
+`trail_return` (true: the answer carries the request's predictions, the `trail` field and the
+`x-trail-predicted-tokens` header; docs/serving.md, "Predictions in responses").
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class TrailExtensions:
     xargs: dict[str, Any]  # the caller's other vllm_xargs, passed on untouched
     true_len: int | None
     use_max_tokens: bool
+    trail_return: bool = False
 
 
 def trail_extensions(req: Any) -> TrailExtensions:
@@ -119,11 +122,16 @@ def trail_extensions(req: Any) -> TrailExtensions:
     ):
         msg = f"vllm_xargs.trail_true_len must be an integer in [1, {MAX_TRUE_LEN}]"
         raise OpenAIError(400, msg, param="vllm_xargs.trail_true_len")
-    use = xargs.pop("trail_use_max_tokens", True)
-    if use not in (True, False, 0, 1, "true", "false"):
-        msg = "vllm_xargs.trail_use_max_tokens must be true or false"
-        raise OpenAIError(400, msg, param="vllm_xargs.trail_use_max_tokens")
-    return TrailExtensions(xargs, true_len, use in (True, 1, "true"))
+    use = _flag(xargs, "trail_use_max_tokens", True)
+    return TrailExtensions(xargs, true_len, use, _flag(xargs, "trail_return", False))
+
+
+def _flag(xargs: dict[str, Any], key: str, default: bool) -> bool:
+    """Pop a true/false key (JSON true/false, 1/0 or "true"/"false"); 400 for anything else."""
+    value = xargs.pop(key, default)
+    if value not in (True, False, 0, 1, "true", "false"):
+        raise OpenAIError(400, f"vllm_xargs.{key} must be true or false", param=f"vllm_xargs.{key}")
+    return value in (True, 1, "true")
 
 
 def drop_unknown_fields(req: Any) -> None:

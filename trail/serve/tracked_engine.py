@@ -3,8 +3,11 @@
 vLLM's handlers call `engine_client.generate(...)` once per prompt; everything else they ask for
 (config, renderer, tokenizer, abort) goes straight to the engine. Passing through here is what
 lets a replica keep TRAIL's per-request duties without touching vLLM's serving code: the capture
-settings the worker's sink reads (`extra_args["trail"]`) and the finished request's label, and
-the ids still generating, so that a replica can abort what a cancelled call left behind.
+settings the worker's sink reads (`extra_args["trail"]`) and the finished request's label, the
+ids still generating, so that a replica can abort what a cancelled call left behind, and the
+opt-in prediction summaries the scheduler put in `kv_transfer_params["trail"]`
+(trail/engine/report.py), taken out before vLLM's handler sees them so its response keeps
+vLLM's shape; the replica adds them as the `trail` field (trail/serve/openai_layer.py).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
 from typing import Any
 
+from trail.engine.report import REPORT_KEY
 from trail.serve.capture import ServedCapture
 
 
@@ -22,6 +26,7 @@ class TrackedEngine:
         self._capture = capture
         self._probe_version = probe_version  # a callable: the probe may be swapped meanwhile
         self.live: set[str] = set()  # engine ids whose generate() has not ended
+        self.reports: dict[str, list[dict[str, Any]]] = {}  # engine id -> its summaries
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
@@ -38,6 +43,7 @@ class TrackedEngine:
             outs = self._engine.generate(prompt, sampling_params, request_id, *args, **kwargs)
             async with aclosing(outs):
                 async for out in outs:
+                    self._keep_report(request_id, out)
                     if capture is not None:
                         count.add(out)
                         if out.finished:
@@ -62,6 +68,21 @@ class TrackedEngine:
         if left:
             await self._engine.abort(left)
         return left
+
+    def _keep_report(self, request_id: str, out: Any) -> None:
+        """Move the scheduler's summary out of `out.kv_transfer_params` (None again when
+        nothing else is left, as vLLM has it without a KV connector). n > 1 choices are child
+        requests: each finished one may bring its own (in vLLM's non-streamed mode only the
+        last to finish does)."""
+        params = getattr(out, "kv_transfer_params", None)
+        if params and REPORT_KEY in params:
+            rest = {k: v for k, v in params.items() if k != REPORT_KEY}
+            out.kv_transfer_params = rest or None
+            self.reports.setdefault(request_id, []).append(params[REPORT_KEY])
+
+    def take_reports(self, request_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The summaries of these engine ids, in their order, forgotten here."""
+        return [s for rid in request_ids for s in self.reports.pop(rid, [])]
 
     def _capture_for(self, request_id: str, params: Any) -> ServedCapture | None:
         """Captured: a sampled, single-choice generation (the probe rows of n > 1 choices would
