@@ -100,3 +100,66 @@ def test_vllm_serve_with_trail_config_ranks_by_prediction(tiny_path, tmp_path, m
     lines = [line for line in metrics.splitlines() if line.startswith("trail_")]
     assert any(line.startswith("trail_probe_calls") for line in lines), lines[:20]
     assert any(line.startswith("vllm:") for line in metrics.splitlines())
+
+
+# distinct prompts: the known probe (seed 3) reads them 65, 77, 79 and 81 tokens, in another
+# order than their arrival (deterministic on CPU: the same values run after run)
+PROMPTS = {
+    "p0": "Write a long essay on the history of Rome, with dates.",
+    "p1": "Hi",
+    "p2": "1 2 3 4 5 6 7 8 9 10 11 12",
+    "p3": "What is the capital of France? Answer in one word.",
+}
+
+
+def _prompted(url: str, name: str, results: dict) -> None:
+    body = {
+        "model": "tiny",
+        "prompt": PROMPTS[name],
+        "max_tokens": 8,
+        "ignore_eos": True,
+        "request_id": name,
+        "vllm_xargs": {"trail_use_max_tokens": 0},  # max_tokens 8 would tie every rank
+    }
+    results[name] = httpx.post(f"{url}/v1/completions", json=body, timeout=120)
+
+
+@pytest.mark.engine
+@pytest.mark.timeout(420)
+def test_vllm_serve_ranks_waiting_requests_by_the_probe(tiny_path, tmp_path, monkeypatch):
+    """With the ranking lane on (`rank_lane_seqs: 1`), requests that arrive while the only decode
+    slot is busy are prefilled beside it; the probe reads each one's end-of-prefill state, and
+    they are served in the probe's order — not arrival order, and not by a prediction the
+    client or an ingress gave (there is none: each arrives at the default, 256)."""
+    dump = tmp_path / "events.jsonl"
+    probe = write_known_probe(tmp_path / "probe", seed=3)
+    trail = {"policy": "trail", "probe_path": str(probe), "c": 0, "dump_path": str(dump)}
+    monkeypatch.setenv("TRAIL_CONFIG", json.dumps({**trail, "rank_lane_seqs": 1}))
+    flags = ["--dtype", "float32", "--max-num-seqs", "1", "--max-model-len", "1024"]
+    results: dict[str, httpx.Response] = {}
+    with vllm_serve(tiny_path, "tiny", *flags, "--enforce-eager") as url:
+        blocker = threading.Thread(target=_complete, args=(url, "blocker", 1000, results))
+        blocker.start()
+        _wait_for(dump, '"probe"', blocker)  # the blocker is decoding
+        waiting = []
+        for name in PROMPTS:
+            waiting.append(threading.Thread(target=_prompted, args=(url, name, results)))
+            waiting[-1].start()
+            _wait_for(dump, f'"cmpl-{name}-', waiting[-1])  # arrival order p0, p1, p2, p3
+        for t in [blocker, *waiting]:
+            t.join(180)
+    assert {n: r.status_code for n, r in results.items()} == dict.fromkeys(results, 200)
+    events = read_events(dump)
+    arrivals = [_name(e["id"]) for e in events if e["event"] == "arrival"]
+    assert arrivals == ["blocker", *PROMPTS]
+    assert all(e["initial_pred"] == 256 for e in events if e["event"] == "arrival")
+    read = {_name(e["id"]): e["expected"] for e in events if e["event"] == "probe" and e["at"] == 0}
+    blocker_done = next(e["t"] for e in events if e["event"] == "finished")
+    parked = [_name(e["id"]) for e in events if e["event"] == "preempted" and e["t"] < blocker_done]
+    assert parked == list(PROMPTS)  # each prefilled in the lane, then parked: the slot was busy
+    finished = [_name(e["id"]) for e in events if e["event"] == "finished"][1:]
+    by_probe = sorted(PROMPTS, key=lambda n: read[n])
+    assert finished == by_probe != list(PROMPTS), (finished, read)
+    # admitted to decode at the probe's reading, less the one token its prefill produced
+    admitted = {_name(e["id"]): e["rank"] for e in events if e["event"] == "admitted"}
+    assert all(abs(admitted[n] - (read[n] - 1)) < 1e-6 for n in PROMPTS), (admitted, read)
