@@ -137,7 +137,7 @@ def test_each_output_observes_the_shape_and_time_of_its_own_step(tiny_path: Path
     shapes = [engine.shapes[id(o)] for o in engine.processed if o.total_num_scheduled_tokens]
     assert [(p, d) for p, d, _ in spy.observed] == shapes
     assert spy.fitted == spy.observed  # the online fit sees the same samples
-    assert not s.steps_in_flight, "a zero-token or processed step left a sample behind"
+    assert not s.timer.in_flight, "a zero-token or processed step left a sample behind"
 
 
 def check_last_sample(engine: AsyncEngineCore, spy: StepSpy, observed: int) -> None:

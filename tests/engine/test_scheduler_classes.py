@@ -8,12 +8,8 @@ from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 
 from trail.engine.engine_config import ASYNC_SCHEDULER_CLS, SCHEDULER_CLS, EngineConfig
-from trail.engine.scheduler import (
-    TrailAsyncScheduler,
-    TrailScheduler,
-    TrailSchedulerMixin,
-    step_shape,
-)
+from trail.engine.scheduler import TrailAsyncScheduler, TrailScheduler, TrailSchedulerMixin
+from trail.engine.step_timing import step_shape
 from trail.engine.trail_config import TrailConfig
 
 

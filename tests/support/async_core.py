@@ -25,7 +25,8 @@ from vllm.v1.outputs import ModelRunnerOutput
 from vllm.v1.request import Request, RequestStatus
 from vllm.v1.structured_output import StructuredOutputManager
 
-from trail.engine.scheduler import TrailAsyncScheduler, TrailScheduler, step_shape
+from trail.engine.scheduler import TrailAsyncScheduler, TrailScheduler
+from trail.engine.step_timing import step_shape
 from trail.engine.trail_config import TrailConfig
 
 BLOCK_SIZE = 16
@@ -147,7 +148,7 @@ class AsyncEngineCore:
     def __init__(self, scheduler: Any) -> None:
         self.scheduler = scheduler
         self.clock = FakeDeviceClock()
-        scheduler.clock = self.clock
+        scheduler.timer.clock = self.clock
         self.batch_queue: deque[SchedulerOutput] = deque()
         self.partial_prefills: dict[int, set[str]] = {}
         self.shapes: dict[int, tuple[int, int]] = {}  # of each step, taken when scheduled

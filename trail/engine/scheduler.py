@@ -8,17 +8,14 @@ requests to LengthState and back. The vLLM internals it touches are all in
 trail/engine/scheduler_hooks.py (SchedulerHooks), which also holds the start-up refusals
 (check_engine_supported).
 
-Under async scheduling vLLM's engine core schedules step n+1 before it processes step n's
-output (EngineCore.step_with_batch_queue), so two steps are in flight: each step's cost sample
-waits in a FIFO until update_from_output is called with that step's own SchedulerOutput.
+Each step's device time feeds the step-cost model (trail/engine/step_timing.py, which also
+explains the two steps in flight under async scheduling).
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
 from typing import Any
 
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
@@ -31,6 +28,7 @@ from trail.engine.overrides import require_trail_config
 from trail.engine.queue import RankedRequestQueue
 from trail.engine.report import Reports, note_admission
 from trail.engine.scheduler_hooks import SchedulerHooks, check_engine_supported
+from trail.engine.step_timing import StepTimer
 from trail.engine.tracking import Tracked, initial_from_request
 from trail.engine.vllm_hooks import probe_output
 from trail.policy import (
@@ -50,21 +48,6 @@ from trail.policy.lane import LanePlan, plan_lane
 from trail.policy.route import remaining_hist
 
 PREEMPTIBLE_BONUS = 1e12  # KV victims: any preemptible request before any protected one
-# vLLM keeps at most max_concurrent_batches (2 under async scheduling, as TRAIL refuses pipeline
-# parallelism) steps in flight; the bound only keeps a lost output from growing the FIFO.
-MAX_STEPS_IN_FLIGHT = 8
-
-
-@dataclass(frozen=True)
-class StepSample:
-    """What one scheduled step looked like, until its output comes back. `output` is the
-    SchedulerOutput itself: matched by identity, and holding it keeps its id from reuse."""
-
-    output: Any
-    scheduled_at: float
-    prefill_tokens: int
-    decode_seqs: int
-    context_tokens: int
 
 
 class TrailSchedulerMixin(SchedulerHooks):
@@ -90,9 +73,7 @@ class TrailSchedulerMixin(SchedulerHooks):
         pinned = self.trail.step_cost
         self.step_cost = StepCostEstimator(StepCost(**pinned) if pinned else DEFAULT_STEP_COST)
         self._fit_step_cost = pinned is None
-        self.clock: Callable[[], float] = time.perf_counter  # step timing; tests may fake it
-        self.steps_in_flight: deque[StepSample] = deque(maxlen=MAX_STEPS_IN_FLIGHT)
-        self._last_output_at = -float("inf")
+        self.timer = StepTimer()  # device seconds per step (trail/engine/step_timing.py)
         self.observer = SchedulerObserver(self.trail)
         self.load_publisher = LoadPublisher(self.trail.load_path)
         self.install_waiting_queue(RankedRequestQueue())
@@ -149,7 +130,7 @@ class TrailSchedulerMixin(SchedulerHooks):
             self.waiting.reorder(rank)
             out = super().schedule(*args, **kwargs)
         self._note_admitted(now)
-        self._record_step(out)
+        self.timer.scheduled(out, context_tokens=sum(r.num_computed_tokens for r in self.running))
         idle = not self.running and not self.waiting
         self.load_publisher.maybe_publish(self.current_load, self.observer.load, idle=idle)
         return out
@@ -167,39 +148,15 @@ class TrailSchedulerMixin(SchedulerHooks):
     def _state(self, request: Any) -> Any:
         return self.tracked[request.request_id].length
 
-    def _record_step(self, out: Any) -> None:
-        """Queue this step's shape until its output returns. A step of zero tokens ran nothing
-        and leaves no sample (vLLM still hands it to update_from_output, which finds none)."""
-        if out.total_num_scheduled_tokens == 0:
-            return
-        prefill, decode = step_shape(out.num_scheduled_tokens)
-        context = sum(r.num_computed_tokens for r in self.running)
-        self.steps_in_flight.append(StepSample(out, self.clock(), prefill, decode, context))
-
-    def _take_step(self, out: Any) -> StepSample | None:
-        """The sample of `out`'s step. vLLM processes outputs in the order it scheduled them,
-        so samples queued before it belong to steps whose output never came back: dropped."""
-        for i, sample in enumerate(self.steps_in_flight):
-            if sample.output is out:
-                for _ in range(i):
-                    self.steps_in_flight.popleft()
-                return self.steps_in_flight.popleft()
-        return None
-
     def _observe_step(self, out: Any) -> None:
-        """One step-cost sample, for the step `out` scheduled. Its device time starts when it
-        was scheduled or, with a step still ahead of it (async scheduling), when that step's
-        output came back, whichever is later."""
-        now = self.clock()
-        sample = self._take_step(out)
-        if sample is not None:
-            secs = now - max(sample.scheduled_at, self._last_output_at)
-            if self._fit_step_cost:
-                self.step_cost.observe(sample.prefill_tokens, sample.decode_seqs, secs)
-            self.observer.step(
-                sample.prefill_tokens, sample.decode_seqs, sample.context_tokens, secs
-            )
-        self._last_output_at = now
+        """One step-cost sample, for the step `out` scheduled."""
+        timed = self.timer.returned(out)
+        if timed is None:
+            return
+        sample, secs = timed
+        if self._fit_step_cost:
+            self.step_cost.observe(sample.prefill_tokens, sample.decode_seqs, secs)
+        self.observer.step(sample.prefill_tokens, sample.decode_seqs, sample.context_tokens, secs)
 
     def _sync(self, now: float) -> None:
         """Copy progress and resources from vLLM's requests; note vLLM's own KV preemptions.
@@ -392,13 +349,6 @@ class TrailScheduler(TrailSchedulerMixin, Scheduler):
 
 class TrailAsyncScheduler(TrailSchedulerMixin, AsyncScheduler):
     """vLLM's async scheduling (the GPU default; a plain Scheduler under it degrades)."""
-
-
-def step_shape(num_scheduled_tokens: dict[str, int]) -> tuple[int, int]:
-    """(prefill tokens, decode sequences) of a step: a request with one token is decoding."""
-    prefill = sum(n for n in num_scheduled_tokens.values() if n > 1)
-    decode = sum(1 for n in num_scheduled_tokens.values() if n == 1)
-    return prefill, decode
 
 
 def finish_reason_name(reason: Any) -> str:
