@@ -110,5 +110,14 @@ class WorkLedger:
         self.acknowledge(replica, stats)
         return (stats.work_tokens if stats else 0.0) + self.unacknowledged(replica)
 
+    def sizes(self) -> dict[str, int]:
+        """Entries per table: all bounded by the requests in flight (plus STALE_AFTER_S of
+        finished ones), so a table that grows with the requests served is a leak."""
+        return {
+            "pending": len(self.replica_of),
+            "routed": len(self.routed),
+            "finished": sum(len(d) for d in self.finished.values()),
+        }
+
     def __len__(self) -> int:
         return len(self.replica_of)

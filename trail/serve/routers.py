@@ -145,10 +145,12 @@ class LeastWorkRouter(RequestRouter):
 
     def _publish_view(self, estimates: dict[ReplicaID, float]) -> None:
         try:
-            from trail.metrics import router_view
+            from trail.metrics import router_ledger, router_view
 
             for rid, work in estimates.items():
                 router_view(self.router_name, _replica_label(rid), work)
+            sizes = {**self.ledger.sizes(), "ids": len(self._rid_by_internal)}
+            router_ledger(self.router_name, sizes)
         except Exception:  # metrics are best-effort; routing must go on
             logger.debug("router_view failed", exc_info=True)
 
