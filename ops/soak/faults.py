@@ -26,12 +26,12 @@ from ops.soak.stack import Stack
 KILLS = ("llm_replica_kill", "ingress_kill")  # the faults allowed to fail requests
 KILL_GRACE_S = 5.0  # requests started this long after a kill may still have been sent to it
 DEADLINES_S = {  # recovery deadlines (2 shared CPU cores: an engine starts in ~1 min), in the
-    # order they run: Redis first so its memory has settled for the fit over the last half;
-    # the kills next so their replacements have settled too
-    "redis_restart_keep": 30.0,
-    "redis_restart_wipe": 30.0,
+    # order they run: the kills first so their replacements have settled before the last half
+    # of the run (where the leak slopes are fitted), Redis next so its memory has refilled
     "llm_replica_kill": 240.0,
     "ingress_kill": 120.0,
+    "redis_restart_keep": 30.0,
+    "redis_restart_wipe": 30.0,
     "exporter_kill": 15.0,
     "controller_pause": 30.0,
 }
@@ -132,7 +132,11 @@ async def ingress_kill(env: Env, fault: Fault) -> float:
     os.kill(pids[0], signal.SIGKILL)
     back = lambda: len(set(env.stack.pids("ingress")) - {pids[0]}) >= len(pids)  # noqa: E731
     fault.facts["process_back_s"] = round(await poll(back, fault.deadline_s, fault.start), 1)
-    return await served_by(env, fault, "ingress", lambda n: n not in seen)
+    served = await served_by(env, fault, "ingress", lambda n: n not in seen)
+    await asyncio.sleep(5.0)  # then the killed one is the name no answer carries any more
+    after = {r.ingress for r in env.ledger.records.values() if r.start > fault.start + served}
+    fault.facts["victim"] = sorted(seen - after)
+    return served
 
 
 async def redis_restart(env: Env, fault: Fault, keep: bool) -> float:

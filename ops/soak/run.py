@@ -33,12 +33,12 @@ class SoakConfig:
         return self.minutes * 60
 
     def fault_times(self) -> tuple[float, float, float]:
-        """(first at, gap, last start): faults in the first ~70 % of the run, so the last half
-        holds at most the tail of the recoveries and the slopes see a settled app."""
+        """(first at, gap, last start): the faults in the first ~40 % of the run (plus their
+        recoveries), so the last half, where slopes are fitted, sees a settled app."""
         n = max(len(self.faults), 1)
         first = min(60.0, 0.1 * self.seconds)
-        gap = max(15.0, (0.5 * self.seconds - first) / n)
-        return first, gap, 0.75 * self.seconds
+        gap = max(15.0, (0.4 * self.seconds - first) / n)
+        return first, gap, 0.9 * self.seconds
 
 
 async def drive(stack: Stack, cfg: SoakConfig, ledger: Ledger, faults: list[Fault]) -> float:
