@@ -26,12 +26,12 @@ from ops.soak.stack import Stack
 KILLS = ("llm_replica_kill", "ingress_kill")  # the faults allowed to fail requests
 KILL_GRACE_S = 5.0  # requests started this long after a kill may still have been sent to it
 DEADLINES_S = {  # recovery deadlines (2 shared CPU cores: an engine starts in ~1 min), in the
-    # order they run: the kills first so their replacements have settled before the last half
-    # of the run (where the leak slopes are fitted), Redis next so its memory has refilled
-    "llm_replica_kill": 240.0,
-    "ingress_kill": 120.0,
+    # order they run: Redis first, so its keys have refilled (one record TTL) before the last
+    # half of the run, where slopes are fitted; then the kills, whose replacements settle there
     "redis_restart_keep": 30.0,
     "redis_restart_wipe": 30.0,
+    "llm_replica_kill": 240.0,
+    "ingress_kill": 120.0,
     "exporter_kill": 15.0,
     "controller_pause": 30.0,
 }
