@@ -107,12 +107,26 @@ async def served_by(env: Env, fault: Fault, attr: str, new: Callable[[str], bool
     raise TimeoutError(f"no replacement served within {fault.deadline_s:g} s")
 
 
+async def busiest_replica(env: Env, wait_s: float = 20.0) -> tuple[str, dict]:
+    """The replica with the most calls in flight, waiting up to `wait_s` for one with 2 or
+    more: a kill that hits an idle replica would test nothing about its requests."""
+    t0 = time.monotonic()
+    while True:
+        stats = fresh_stats(env.stack)
+        if stats:
+            victim, raw = max(stats.items(), key=lambda kv: kv[1].get("inflight", 0))
+            if raw.get("inflight", 0) >= 2 or time.monotonic() - t0 > wait_s:
+                return victim, raw
+        await asyncio.sleep(0.2)
+
+
 async def llm_replica_kill(env: Env, fault: Fault) -> float:
     stats = fresh_stats(env.stack)
-    victim, raw = max(stats.items(), key=lambda kv: kv[1].get("inflight", 0))
+    victim, raw = await busiest_replica(env)
     before = set(stats)
     engines = psutil.Process(raw["pid"]).children(recursive=True)
     fault.facts.update(victim=victim, pid=raw["pid"], engine_pids=[p.pid for p in engines])
+    fault.facts["inflight_at_kill"] = raw.get("inflight", 0)
     fault.start = time.monotonic()
     os.kill(raw["pid"], signal.SIGKILL)
     healthy = await poll(

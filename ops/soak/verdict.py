@@ -109,12 +109,14 @@ def attributed(r: Outcome, faults: list[Fault]) -> str | None:
 
 
 def tag_windows(ledger: Ledger, faults: list[Fault]) -> dict[str, dict[str, int]]:
-    """Mark each request with the fault windows it overlapped; classes per window."""
+    """Mark each request with the fault windows it overlapped; `class status` counts per
+    window (a dead replica's 503 shows as `rejected 503`, a burst's refusal as `rejected 429`)."""
     per: dict[str, dict[str, int]] = {f.name: {} for f in faults}
     for r in ledger.records.values():
         r.faults = [f.name for f in faults if f.end and f.covers(r.start, r.end or r.start)]
+        key = f"{r.cls or 'unclosed'}" + (f" {r.status}" if r.status else "")
         for name in r.faults:
-            per[name][r.cls or "unclosed"] = per[name].get(r.cls or "unclosed", 0) + 1
+            per[name][key] = per[name].get(key, 0) + 1
     return per
 
 

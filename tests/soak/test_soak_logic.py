@@ -66,3 +66,20 @@ def test_router_ledger_sizes_count_every_table():
     ledger.reserve("b", "r1", 10.0, confirmed=False)
     ledger.complete("a")
     assert ledger.sizes() == {"pending": 1, "routed": 0, "finished": 1}
+
+
+def test_the_report_prints_judged_and_reported_slopes(capsys):
+    from ops.soak.__main__ import report
+
+    slopes = fit_slopes(_samples([1.0] * 10), redis_settled_at=0)
+    slopes.append({"series": "files_kib/ray_logs", "slope_per_min": 400.0, "status": "reported"})
+    summary = {
+        "outcomes": {"sent": 0, "classes": {}},
+        "wall_s": {},
+        "faults": [],
+        "slopes": slopes,
+        "conditions": [{"name": "x", "ok": True, "detail": ""}],
+    }
+    report(summary)
+    out = capsys.readouterr().out
+    assert "files_kib/ray_logs: 400.0/min (limit -) reported" in out and "[PASS] x" in out
