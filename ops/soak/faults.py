@@ -117,6 +117,8 @@ async def busiest_replica(env: Env, wait_s: float = 20.0) -> tuple[str, dict]:
             victim, raw = max(stats.items(), key=lambda kv: kv[1].get("inflight", 0))
             if raw.get("inflight", 0) >= 2 or time.monotonic() - t0 > wait_s:
                 return victim, raw
+        if time.monotonic() - t0 > 3 * wait_s:
+            raise TimeoutError("no replica published fresh stats")
         await asyncio.sleep(0.2)
 
 
