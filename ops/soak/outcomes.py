@@ -96,6 +96,7 @@ class Ledger:
             "ok_by_replica": dict(Counter(r.replica for r in ok if r.replica)),
             "classes": {c: counts.get(c, 0) for c in (*CLASSES, "unclosed")},
             "adds_up": self.adds_up(),
+            "statuses": dict(Counter(f"{r.cls} {r.status}" for r in self.records.values())),
             "by_kind": {k: dict(v) for k, v in sorted(by_kind.items())},
         }
 
