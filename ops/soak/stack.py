@@ -162,6 +162,7 @@ class Stack:
     url: str = ""
     redis: RedisProc | None = None
     exporter: Exporter | None = None
+    saved_metrics_env: str | None = None  # put back at the end (a test process goes on)
     load_dir: Path = field(init=False)
     metrics_dir: Path = field(init=False)
 
@@ -188,6 +189,7 @@ def start_stack(store_ttl_s: int, root: Path | None = None) -> Stack:
     """Redis, the exporter, an in-process loopback Ray + Serve and the app; returns once both
     LLM replicas publish stats and a request through the HTTP proxy succeeds."""
     stack = Stack(Path(root or tempfile.mkdtemp(prefix="trail-soak-")))
+    stack.saved_metrics_env = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(stack.metrics_dir)  # read by build_app
     stack.redis = RedisProc(stack.root)
     stack.redis.start()
@@ -221,3 +223,7 @@ def stop_stack(stack: Stack) -> None:
         if stack.exporter:
             stack.exporter.stop()
         shutil.rmtree(stack.root, ignore_errors=True)
+        if stack.saved_metrics_env is None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = stack.saved_metrics_env
