@@ -26,7 +26,7 @@ class SoakConfig:
     faults: list[str] = field(default_factory=lambda: list(ORDER))
     load: LoadConfig = field(default_factory=LoadConfig)
     store_ttl_s: int = 300  # record keys expire: Redis levels off at ~rate x ttl
-    min_requests: int | None = None  # default: 90 % of rate x duration
+    min_requests: int | None = None  # default: 90 % of what the load offers (bursts included)
 
     @property
     def seconds(self) -> float:
@@ -98,8 +98,9 @@ def soak(cfg: SoakConfig) -> dict:
     windows = tag_windows(ledger, faults)
     redis_faults = [f.end - ledger.t0 for f in faults if f.name.startswith("redis") and f.end]
     slopes = fit_slopes(sampler.samples, max(redis_faults, default=0.0) + cfg.store_ttl_s)
+    offered = cfg.load.rate + cfg.load.burst_size / cfg.load.burst_every_s  # 3.6/s: 13,000 an hour
     min_requests = (
-        cfg.min_requests if cfg.min_requests is not None else int(0.9 * cfg.load.rate * cfg.seconds)
+        cfg.min_requests if cfg.min_requests is not None else int(0.9 * offered * cfg.seconds)
     )
     checks = conditions(ledger, faults, slopes, kv_end, min_requests)
     summary = {
