@@ -5,7 +5,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup models run test test-fast reliability lint fmt
+.PHONY: setup models run test test-fast reliability soak lint fmt
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +30,16 @@ test: models
 # prints its figures (docs/reliability.md). All of them also run in `make test`.
 reliability: models
 	$(BIN)/python -m pytest -q -ra -s -m reliability tests
+
+# the soak of issue 32 (docs/reliability.md, "Soak"): the app with 2 LLM + 2 ingress replicas under an
+# open-loop mix for MINUTES, faults on a schedule, RSS/fds/Redis/ledger sampled every SAMPLE_S;
+# summary.json + soak.png in runs/soak/<minutes>min; exits non-zero if a Done-when condition fails
+# (the 5-minute one: make soak MINUTES=5 SAMPLE_S=15 STORE_TTL_S=60)
+MINUTES ?= 60
+SAMPLE_S ?= 60
+STORE_TTL_S ?= 300
+soak: models
+	$(BIN)/python -m ops.soak --minutes $(MINUTES) --sample-s $(SAMPLE_S) --store-ttl-s $(STORE_TTL_S) --out runs/soak/$(MINUTES)min
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not engine and not serve and not slow" tests

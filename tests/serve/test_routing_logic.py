@@ -284,3 +284,20 @@ def test_a_replica_without_stats_has_free_slots_and_only_this_routers_work() -> 
     assert views.free_slots[0] == float("inf") and views.total_work.tolist() == [60.0, 100.0]
     assert views.waiting_prefill[0] == 10 and views.hist is None  # ranked by total work
     assert weight == DEFAULT_STEP_COST.prefill_weight
+
+
+@pytest.mark.asyncio
+async def test_a_replica_that_is_gone_leaves_nothing_in_the_ledger() -> None:
+    """Found by the soak (ops/soak): after a replica was killed, its reservations and ghosts
+    stayed in each ingress's ledger for good (trail_router_ledger_entries kept growing)."""
+    router = make_router()
+    replicas = [Replica("a", stats_of()), Replica("b", stats_of())]
+    chosen = [await route(router, replicas, f"r{i}", 100) for i in range(6)]
+    done = next(i for i, c in enumerate(chosen) if c == "a")
+    router.on_request_completed(Replica("a").replica_id, f"r{done}")  # a ghost of "a"
+    assert router.ledger.sizes()["routed"] == 5 and router.ledger.sizes()["finished"] == 1
+    router.update_replicas([replicas[1]])  # "a" died: Serve's new replica set
+    sizes = router.ledger.sizes()
+    assert sizes == {"pending": chosen.count("b"), "routed": chosen.count("b"), "finished": 0}
+    assert set(router._rid_by_internal.values()) == set(router.ledger.routed)
+    assert all(r.unique_id == "b" for r in router.ledger.by_replica)

@@ -96,3 +96,19 @@ def test_online_accuracy_caps_by_max_tokens_and_ranks_against_the_constant():
     assert s["constant_refined_mae"] == pytest.approx(
         (abs(20 - 90) + abs(25 - 5) + abs(25 - 35)) / 3
     )
+
+
+def test_the_record_ttl_is_a_setting_of_the_engine():
+    """The soak (ops/soak) needs records that expire in minutes to see Redis memory level off;
+    `engine.trail.store_ttl_s` reaches the store's writer (default one day)."""
+    from trail.engine.observers import SchedulerObserver
+    from trail.engine.trail_config import TrailConfig
+
+    assert TrailConfig(policy="fcfs").store_ttl_s == 86400
+    cfg = TrailConfig(policy="fcfs", redis_url="redis://127.0.0.1:1/0", store_ttl_s=60)
+    observer = SchedulerObserver(cfg)
+    assert observer.store is not None
+    try:
+        assert observer.store._encoder.ttl_s == 60
+    finally:
+        observer.store.close()

@@ -20,7 +20,9 @@ class SchedulerObserver:
         if cfg.redis_url:
             from trail.store import PredictionStore
 
-            self.store = PredictionStore(cfg.redis_url, store_distributions=cfg.store_distributions)
+            self.store = PredictionStore(
+                cfg.redis_url, ttl_s=cfg.store_ttl_s, store_distributions=cfg.store_distributions
+            )
         from trail.metrics import ReplicaMetrics
 
         probe = cfg.probe_bundle

@@ -91,6 +91,12 @@ class TrailConfig(BaseModel):
     load_path: str | None = Field(None, description="publish EngineLoad JSON here (Serve)")
     redis_url: str | None = Field(None, description="write per-request predictions here")
     store_distributions: bool = Field(False, description="also store each refined distribution")
+    store_ttl_s: int = Field(
+        86400,
+        ge=1,
+        description="every record key expires after this: Redis memory levels off at about "
+        "request rate x ttl (the soak uses minutes to see it flat; ops/soak)",
+    )
     replica: str = Field("local", description="replica name in metrics and records")
     default_prediction: float = Field(256.0, gt=0, description="initial prediction if none given")
     step_cost: dict[str, float] | None = Field(

@@ -20,7 +20,7 @@ from trail.metrics.multiproc import (
     reset_multiproc_dir,
     sweep_dead_processes,
 )
-from trail.metrics.recorders import ReplicaMetrics, router_decision, router_view
+from trail.metrics.recorders import ReplicaMetrics, router_decision, router_ledger, router_view
 
 __all__ = [
     *definitions.__all__,
@@ -34,6 +34,7 @@ __all__ = [
     "render_latest",
     "reset_multiproc_dir",
     "router_decision",
+    "router_ledger",
     "router_view",
     "start_exporter",
     "sweep_dead_processes",

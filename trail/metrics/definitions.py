@@ -160,6 +160,15 @@ ROUTER_REPLICA_WORK_TOKENS = Gauge(
     registry=None,
     multiprocess_mode="livemax",
 )
+ROUTER_LEDGER_ENTRIES = Gauge(
+    "trail_router_ledger_entries",
+    "Entries in one ingress router's ledger, by table (pending: dispatched, not yet in the "
+    "stats; routed: awaiting completion; finished: ghosts kept STALE_AFTER_S; ids: Serve's "
+    "request ids awaiting completion). Bounded by the requests in flight: growth is a leak.",
+    ["router", "table"],
+    registry=None,
+    multiprocess_mode="liveall",
+)
 
 ALL_METRICS = (
     PREDICTED_REMAINING_TOKENS,
@@ -181,6 +190,7 @@ ALL_METRICS = (
     STORE_FLUSH_SECONDS,
     ROUTER_DECISIONS,
     ROUTER_REPLICA_WORK_TOKENS,
+    ROUTER_LEDGER_ENTRIES,
 )
 
 __all__ = [name for name in dir() if name.isupper()]

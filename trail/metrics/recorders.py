@@ -125,3 +125,9 @@ def router_decision(router: str, replica: str) -> None:
 def router_view(router: str, replica: str, work_tokens: float) -> None:
     """Record the router's current estimate of a replica's predicted remaining work."""
     d.ROUTER_REPLICA_WORK_TOKENS.labels(router=router, replica=replica).set(work_tokens)
+
+
+def router_ledger(router: str, sizes: dict[str, int]) -> None:
+    """Record the size of each table of the router's ledger (the soak fits their slopes)."""
+    for table, n in sizes.items():
+        d.ROUTER_LEDGER_ENTRIES.labels(router=router, table=table).set(n)

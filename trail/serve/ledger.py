@@ -110,5 +110,26 @@ class WorkLedger:
         self.acknowledge(replica, stats)
         return (stats.work_tokens if stats else 0.0) + self.unacknowledged(replica)
 
+    def forget_except(self, live: set[Hashable]) -> None:
+        """Drop everything about replicas that are gone. Without this, a dead replica's
+        reservations and ghosts stayed in every ingress's ledger for good (trimming happens
+        only when that replica finishes another request): found by the soak (ops/soak)."""
+        for table in (self.by_replica, self.finished):
+            for replica in [r for r in table if r not in live]:
+                del table[replica]
+        for rid in [rid for rid, r in self.replica_of.items() if r not in live]:
+            del self.replica_of[rid]
+        for rid in [rid for rid, (r, _) in self.routed.items() if r not in live]:
+            del self.routed[rid]
+
+    def sizes(self) -> dict[str, int]:
+        """Entries per table: all bounded by the requests in flight (plus STALE_AFTER_S of
+        finished ones), so a table that grows with the requests served is a leak."""
+        return {
+            "pending": len(self.replica_of),
+            "routed": len(self.routed),
+            "finished": sum(len(d) for d in self.finished.values()),
+        }
+
     def __len__(self) -> int:
         return len(self.replica_of)

@@ -104,6 +104,15 @@ class LeastWorkRouter(RequestRouter):
         if rid is not None:
             self.ledger.complete(rid)
 
+    def update_replicas(self, replicas: list[RunningReplica]) -> None:
+        """Serve's new replica set: the ledger forgets replicas that are gone (a killed
+        replica's entries would otherwise stay in this ingress for good)."""
+        super().update_replicas(replicas)
+        self.ledger.forget_except({r.replica_id for r in replicas})
+        routed = self.ledger.routed
+        self._rid_by_internal = {k: v for k, v in self._rid_by_internal.items() if v in routed}
+        self._refused &= {r.replica_id for r in replicas}
+
     def _stats(self, replicas: list[RunningReplica]) -> list[ReplicaStats | None]:
         """Each replica's parsed stats, None where unknown. A parse is kept until Serve hands
         over a new dict (one per controller broadcast), not repeated per request."""
@@ -145,10 +154,12 @@ class LeastWorkRouter(RequestRouter):
 
     def _publish_view(self, estimates: dict[ReplicaID, float]) -> None:
         try:
-            from trail.metrics import router_view
+            from trail.metrics import router_ledger, router_view
 
             for rid, work in estimates.items():
                 router_view(self.router_name, _replica_label(rid), work)
+            sizes = {**self.ledger.sizes(), "ids": len(self._rid_by_internal)}
+            router_ledger(self.router_name, sizes)
         except Exception:  # metrics are best-effort; routing must go on
             logger.debug("router_view failed", exc_info=True)
 
