@@ -27,6 +27,8 @@ from ray.llm._internal.serve.core.server.llm_server import LLMServer
 from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
 
 from trail.engine.engine_args_hook import HF_KEY
+from trail.engine.engine_config import lane_seats
+from trail.engine.trail_config import TrailConfig
 from trail.serve.llm_server import replica_name
 from trail.serve.protocol import predicted_output
 from trail.serve.replica_report import Inflight, ReplicaFacts, replica_stats
@@ -56,6 +58,7 @@ class TrailLLMServer(LLMServer):
         self.load_path = load_dir / f"{self.trail_name}.json"
         self.inflight: dict[str, Inflight] = {}
         self.trail = await self._trail_settings()
+        self.lane_seats = lane_seats(TrailConfig.model_validate(self.trail))
         _resolve_model_alias(self._llm_config)
         self._llm_config.update_engine_kwargs(hf_overrides={HF_KEY: self.trail})
         await super().start()
@@ -132,11 +135,7 @@ class TrailLLMServer(LLMServer):
 
     def _decode_slots(self, client: Any) -> int:
         """max_num_seqs as the user set it: vLLM's own holds the ranking lane's seats too."""
-        from trail.engine.engine_config import lane_seats
-        from trail.engine.trail_config import TrailConfig
-
-        seqs = int(client.vllm_config.scheduler_config.max_num_seqs)
-        return seqs - lane_seats(TrailConfig.model_validate(self.trail))
+        return int(client.vllm_config.scheduler_config.max_num_seqs) - self.lane_seats
 
 
 def _resolve_model_alias(llm_config: Any) -> None:
